@@ -1,0 +1,60 @@
+#pragma once
+// Exact lasso by the LARS homotopy (Efron, Hastie, Johnstone, Tibshirani 2004, with the
+// lasso modification), working only on the Gram matrix G = D^T D and the correlations
+// D^T x, as scikit-learn's lars_path_gram and SPAMS' lasso do.
+//
+//   minimise over a (K):  0.5 ||x - D a||_2^2 + lambda ||a||_1      [optionally a >= 0]
+//
+// Shapes: G is K x K (symmetric, atoms need not be unit-norm), dtx = D^T x has K entries,
+// the code has K entries. The active set's Cholesky factor of G_AA is extended by one row
+// per added atom and downdated (Givens rotations) when an atom leaves, so a path step
+// costs O(K |A|). An atom that is (numerically) a linear combination of the active atoms
+// is excluded for the rest of that solve instead of making the factor singular.
+// On return the code satisfies the lasso optimality (KKT) conditions
+//   |(D^T x - G a)_j| <= lambda for all j, and = lambda sign(a_j) where a_j != 0
+// to rounding accuracy (the active coefficients are re-solved once at the end).
+#include "dictlearn/core/types.hpp"
+
+namespace dictlearn {
+
+struct LarsOptions {
+  double lambda = 1.0;    ///< l1 weight (>= 0); same as scikit-learn's sparse_encode alpha
+  bool positive = false;  ///< constrain every coefficient to be >= 0
+  /// Stop the path after this many active atoms (0: no limit). The result is then the
+  /// exact lasso solution for the larger lambda' >= lambda at which one more atom would
+  /// have entered.
+  Index max_active = 0;
+};
+
+/// A reusable LARS-lasso solver. All workspace is allocated in the constructor, so a
+/// solver owned by one thread codes any number of samples without touching the heap.
+template <typename Scalar>
+class LarsLasso {
+ public:
+  explicit LarsLasso(Index n_atoms);
+
+  /// Writes the K coefficients of the solution into `code` (zeros outside the active set)
+  /// and returns the number of nonzeros.
+  Index solve(const MatrixT<Scalar>& gram, const Eigen::Ref<const VectorT<Scalar>>& dtx,
+              const LarsOptions& options, Eigen::Ref<VectorT<Scalar>> code);
+
+ private:
+  // Removes active slot `slot` from the factor by Givens rotations (O(|A|^2), no rebuild).
+  void remove_slot(Index slot, Index n_active);
+
+  Index n_atoms_;
+  MatrixT<Scalar> chol_;             // lower Cholesky factor L of G_AA (max K x K)
+  VectorT<Scalar> correlation_;      // c = D^T x - G a
+  VectorT<Scalar> direction_;        // w = G_AA^-1 s_A, in active order
+  VectorT<Scalar> gram_direction_;   // u = G[:, A] w
+  VectorT<Scalar> work_;             // scratch of length K
+  VectorT<Scalar> active_code_;      // coefficients of the active atoms, in active order
+  VectorT<Scalar> active_sign_;      // s_A: sign of each active slot (+1 / -1)
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> active_;   // atom index of each active slot
+  Eigen::Matrix<signed char, Eigen::Dynamic, 1> state_;  // per atom: 0 inactive, 1 active, -1 excluded
+};
+
+extern template class LarsLasso<double>;
+extern template class LarsLasso<float>;
+
+}  // namespace dictlearn

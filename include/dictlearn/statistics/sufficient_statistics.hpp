@@ -1,0 +1,48 @@
+#pragma once
+// The sufficient statistics of the dictionary update (Mairal, Bach, Ponce, Sapiro,
+// "Online learning for matrix factorization and sparse coding", JMLR 2010):
+//   A = sum_i w_i a_i a_i^T   (K x K)        B = sum_i w_i x_i a_i^T   (d x K)
+// Each rank computes its minibatch part with two BLAS-3 calls (SYRK for C C^T, GEMM for
+// X C^T), packs A's upper triangle, B and a few scalars into one buffer, and a single
+// allreduce sums the buffers of all ranks.
+//
+// Online weighting (section 3.4 of the paper, in scikit-learn's form): at minibatch step t
+// (0-based) with global batch size b,
+//   theta = (t + 1) b            if t < b - 1,   theta = b^2 + t + 1 - b   otherwise
+//   beta  = ((theta + 1 - b) / (theta + 1))^rho
+//   A <- beta A + A_batch / b,   B <- beta B + B_batch / b.
+// rho = 1 (`forget-rate`) reproduces scikit-learn's MiniBatchDictionaryLearning; larger rho
+// forgets old codes faster. MOD instead sums the statistics of a whole epoch.
+#include <vector>
+
+#include "dictlearn/core/types.hpp"
+
+namespace dictlearn {
+
+/// Layout of the packed buffer: [A upper triangle, column by column | B | extras].
+class PackedStatistics {
+ public:
+  PackedStatistics(Index atoms, Index dim, Index extras);
+
+  Index size() const { return Index(buffer_.size()); }
+  double* data() { return buffer_.data(); }
+  double* extras() { return buffer_.data() + triangle_ + dim_ * atoms_; }
+  const double* extras() const { return buffer_.data() + triangle_ + dim_ * atoms_; }
+
+  /// Fills the A and B parts from this rank's minibatch (x: d x n, codes: K x n) and zeroes
+  /// the extras.
+  void pack(const Matrix& x, const Matrix& codes);
+  /// a <- a_scale * a + scale * packed A, b likewise (a, b full matrices).
+  void add_to(double a_scale, double scale, Matrix& a, Matrix& b) const;
+
+ private:
+  Index atoms_, dim_, triangle_;
+  std::vector<double> buffer_;
+  Matrix gram_work_;   // K x K
+  Matrix cross_work_;  // d x K
+};
+
+/// beta of the online weighting above.
+double online_forget_factor(Index step, Index batch_size, double forget_rate);
+
+}  // namespace dictlearn

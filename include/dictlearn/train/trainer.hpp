@@ -1,0 +1,76 @@
+#pragma once
+// The distributed trainer: the data flow of dictlearn in one loop.
+//
+//   for each epoch, for each global minibatch t (the same sequence for any rank count):
+//     read shard      X_r      = this rank's share of minibatch t       (MinibatchLoader)
+//     code minibatch  C_r      = code(G, D^T X_r)                        (BatchEncoder)
+//     reduce stats    A_t, B_t = allreduce(C_r C_r^T, X_r C_r^T)         (PackedStatistics)
+//     update          online:  A = beta A + A_t / b,  B likewise; BCD on (A, B)
+//                     mod:     A += A_t, B += B_t; at the end of the epoch D = B A^-1
+//     replace         unused or duplicated atoms by badly represented samples
+//   then report the epoch (objective, nonzeros, throughput).
+//
+// Every rank performs the same dictionary update on the same reduced statistics with the
+// same deterministic code, so all ranks hold a bitwise identical D at every step.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dictlearn/coding/sparse_coder.hpp"
+#include "dictlearn/data/preprocess.hpp"
+#include "dictlearn/data/sample_source.hpp"
+#include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/update/atom_replacement.hpp"
+#include "dictlearn/update/mod_update.hpp"
+#include "dictlearn/update/online_update.hpp"
+
+namespace dictlearn {
+
+enum class UpdateKind { online, mod };
+UpdateKind parse_update(const std::string& name);  ///< throws Error naming the value
+std::string to_string(UpdateKind kind);
+
+struct TrainOptions {
+  Index atoms = 128;                 ///< K
+  CoderOptions coder;                ///< sparse coder and its parameters (lambda, nonzeros)
+  UpdateKind update = UpdateKind::online;
+  Index batch_size = 256;            ///< global minibatch size B
+  Index epochs = 10;
+  std::uint64_t seed = 0;            ///< shuffling, initialisation
+  Normalization normalize = Normalization::none;
+  Index virtual_shards = 24;         ///< see MinibatchSchedule; must be >= ranks
+  Index chunk_rows = 4096;           ///< rows per read and per shard buffer
+  int threads = 0;                   ///< OpenMP threads per rank (0: OpenMP default)
+  double forget_rate = 1.0;          ///< rho of the online weighting
+  OnlineUpdateOptions online;
+  ModUpdateOptions mod;
+  ReplacementOptions replacement;
+};
+
+struct EpochRecord {
+  Index epoch = 0;            ///< 1-based
+  double objective = 0.0;     ///< mean per-sample objective during the epoch
+  double mean_nonzeros = 0.0;
+  double seconds = 0.0;       ///< wall time of the epoch
+  double elapsed = 0.0;       ///< wall time since training started
+  double samples_per_second = 0.0;
+  Index replaced_atoms = 0;
+};
+
+struct TrainResult {
+  Matrix dictionary;  ///< d x K, columns of norm 1 (or <= 1 for never-used online atoms)
+  std::vector<EpochRecord> history;
+};
+
+using EpochCallback = std::function<void(const EpochRecord&)>;
+
+/// Collective over `comm`. `initial_dictionary` (d x K, unit columns) may be empty, then
+/// K seeded samples are used. Throws Error on every rank on a failure of any rank.
+TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
+                  const Matrix& initial_dictionary = Matrix(),
+                  const EpochCallback& on_epoch = nullptr);
+
+/// Throws Error naming the first invalid option (ranges and combinations).
+void validate(const TrainOptions& options);
+
+}  // namespace dictlearn

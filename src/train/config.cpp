@@ -1,0 +1,256 @@
+#include "dictlearn/train/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <type_traits>
+
+#include "dictlearn/core/error.hpp"
+
+namespace dictlearn {
+namespace {
+
+long long parse_integer(const std::string& text, const std::string& origin) {
+  errno = 0;
+  char* end = nullptr;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE)
+    throw Error(cat(origin, ": expected an integer, got '", text, "'"));
+  return value;
+}
+
+double parse_number(const std::string& text, const std::string& origin) {
+  errno = 0;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(value))
+    throw Error(cat(origin, ": expected a finite number, got '", text, "'"));
+  return value;
+}
+
+bool parse_bool(const std::string& text, const std::string& origin) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  throw Error(cat(origin, ": expected true or false, got '", text, "'"));
+}
+
+std::string format_number(double value) {
+  std::ostringstream out;
+  out.precision(17);
+  out << value;
+  return out.str();
+}
+
+struct KeyHandler {
+  ConfigKey key;
+  std::function<void(RunConfig&, const std::string&, const std::string&)> set;
+  std::function<std::string(const RunConfig&)> get;
+};
+
+// Small builders keep each schema entry one line: name, help, field.
+KeyHandler text_key(std::string name, std::string help, std::string RunConfig::*field) {
+  return {{std::move(name), std::move(help)},
+          [field](RunConfig& c, const std::string& v, const std::string&) { c.*field = v; },
+          [field](const RunConfig& c) { return c.*field; }};
+}
+
+template <typename Get>
+KeyHandler integer_key(std::string name, std::string help, Get get) {
+  return {{std::move(name), std::move(help)},
+          [get](RunConfig& c, const std::string& v, const std::string& origin) {
+            using Field = std::remove_reference_t<decltype(get(c))>;
+            get(c) = Field(parse_integer(v, origin));
+          },
+          [get](const RunConfig& c) { return std::to_string(get(const_cast<RunConfig&>(c))); }};
+}
+
+template <typename Get>
+KeyHandler number_key(std::string name, std::string help, Get get) {
+  return {{std::move(name), std::move(help)},
+          [get](RunConfig& c, const std::string& v, const std::string& origin) {
+            get(c) = parse_number(v, origin);
+          },
+          [get](const RunConfig& c) { return format_number(get(const_cast<RunConfig&>(c))); }};
+}
+
+template <typename Get>
+KeyHandler flag_key(std::string name, std::string help, Get get) {
+  return {{std::move(name), std::move(help), true},
+          [get](RunConfig& c, const std::string& v, const std::string& origin) {
+            get(c) = parse_bool(v, origin);
+          },
+          [get](const RunConfig& c) {
+            return std::string(get(const_cast<RunConfig&>(c)) ? "true" : "false");
+          }};
+}
+
+template <typename Parse, typename Show, typename Get>
+KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show, Get get) {
+  return {{std::move(name), std::move(help)},
+          [parse, get](RunConfig& c, const std::string& v, const std::string& origin) {
+            try {
+              get(c) = parse(v);
+            } catch (const Error& error) {
+              throw Error(cat(origin, ": ", error.what()));
+            }
+          },
+          [show, get](const RunConfig& c) { return show(get(const_cast<RunConfig&>(c))); }};
+}
+
+const std::vector<KeyHandler>& handlers() {
+  static const std::vector<KeyHandler> all = {
+      text_key("input", "training data FILE[:/DATASET] (N x d, default dataset /X); "
+                        "empty: the embedded synthetic dataset", &RunConfig::input),
+      text_key("output", "result file (HDF5: /dictionary K x d, /history, parameters as attributes)",
+               &RunConfig::output),
+      text_key("dictionary-init", "initial dictionary FILE[:/DATASET] (K x d, default /dictionary); "
+                                  "empty: K random samples", &RunConfig::dictionary_init),
+      integer_key("atoms", "number of atoms K", [](RunConfig& c) -> Index& { return c.train.atoms; }),
+      choice_key("coder", "sparse coder: lars (exact lasso) or omp (Batch-OMP, l0)",
+                 parse_coder, [](CoderKind k) { return to_string(k); },
+                 [](RunConfig& c) -> CoderKind& { return c.train.coder.kind; }),
+      number_key("lambda", "l1 weight of the lasso: 0.5||x - D a||^2 + lambda ||a||_1 (lars)",
+                 [](RunConfig& c) -> double& { return c.train.coder.lars.lambda; }),
+      flag_key("positive-codes", "constrain codes to be >= 0 (lars only)",
+               [](RunConfig& c) -> bool& { return c.train.coder.lars.positive; }),
+      integer_key("nonzeros", "omp: at most this many nonzeros per code (0: no limit)",
+                  [](RunConfig& c) -> Index& { return c.train.coder.omp.nonzeros; }),
+      number_key("tolerance", "omp: stop once ||x - D a||^2 <= tolerance (0: off)",
+                 [](RunConfig& c) -> double& { return c.train.coder.omp.tolerance; }),
+      choice_key("update", "dictionary update: online (Mairal BCD on A, B) or mod (D = B A^-1 per epoch)",
+                 parse_update, [](UpdateKind k) { return to_string(k); },
+                 [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
+      integer_key("batch-size", "global minibatch size B (split across ranks)",
+                  [](RunConfig& c) -> Index& { return c.train.batch_size; }),
+      integer_key("epochs", "passes over the data",
+                  [](RunConfig& c) -> Index& { return c.train.epochs; }),
+      integer_key("seed", "seed of shuffling and initialisation",
+                  [](RunConfig& c) -> std::uint64_t& { return c.train.seed; }),
+      choice_key("normalize", "per-sample preprocessing: none, center, unit, center-unit",
+                 parse_normalization, [](Normalization n) { return to_string(n); },
+                 [](RunConfig& c) -> Normalization& { return c.train.normalize; }),
+      integer_key("threads", "OpenMP threads per rank (0: OMP_NUM_THREADS or all cores)",
+                  [](RunConfig& c) -> int& { return c.train.threads; }),
+      number_key("read-chunk", "MiB read at a time per virtual shard (bounds memory per rank)",
+                 [](RunConfig& c) -> double& { return c.read_chunk_mib; }),
+      integer_key("virtual-shards", "fixed number of data shards (>= ranks); the minibatch "
+                                    "sequence depends on it, not on the rank count",
+                  [](RunConfig& c) -> Index& { return c.train.virtual_shards; }),
+      number_key("forget-rate", "online: rho in beta_t = ((theta+1-B)/(theta+1))^rho "
+                                "(1 = scikit-learn; larger forgets faster)",
+                 [](RunConfig& c) -> double& { return c.train.forget_rate; }),
+      integer_key("update-passes", "online: block-coordinate sweeps per minibatch",
+                  [](RunConfig& c) -> Index& { return c.train.online.passes; }),
+      number_key("mod-ridge", "mod: eps = mod-ridge * trace(A)/K added to A's diagonal",
+                 [](RunConfig& c) -> double& { return c.train.mod.ridge; }),
+      flag_key("replace-atoms", "replace unused and duplicated atoms by badly represented samples",
+               [](RunConfig& c) -> bool& { return c.train.replacement.enabled; }),
+      number_key("replace-duplicate-cosine", "atoms with |cos| above this count as duplicates",
+                 [](RunConfig& c) -> double& { return c.train.replacement.duplicate_cosine; }),
+      number_key("replace-min-usage", "atoms used by <= this fraction of a window's samples are replaced",
+                 [](RunConfig& c) -> double& { return c.train.replacement.min_usage; }),
+      integer_key("replace-period", "online: minibatches per usage window (0: ceil(20 K / B))",
+                  [](RunConfig& c) -> Index& { return c.train.replacement.period; }),
+      integer_key("synthetic-samples", "synthetic data: number of samples N",
+                  [](RunConfig& c) -> Index& { return c.synthetic.samples; }),
+      integer_key("synthetic-dim", "synthetic data: dimension d",
+                  [](RunConfig& c) -> Index& { return c.synthetic.dim; }),
+      integer_key("synthetic-atoms", "synthetic data: atoms of the true dictionary",
+                  [](RunConfig& c) -> Index& { return c.synthetic.atoms; }),
+      integer_key("synthetic-sparsity", "synthetic data: nonzeros per sample",
+                  [](RunConfig& c) -> Index& { return c.synthetic.sparsity; }),
+      number_key("synthetic-snr-db", "synthetic data: signal-to-noise ratio in dB",
+                 [](RunConfig& c) -> double& { return c.synthetic.snr_db; }),
+      integer_key("synthetic-seed", "synthetic data: generator seed",
+                  [](RunConfig& c) -> std::uint64_t& { return c.synthetic.seed; }),
+  };
+  return all;
+}
+
+const KeyHandler& find_handler(const std::string& key, const std::string& origin) {
+  for (const KeyHandler& handler : handlers())
+    if (handler.key.name == key) return handler;
+  throw Error(cat(origin, ": unknown key '", key, "' (see dictlearn train --help)"));
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = [] {
+    std::vector<ConfigKey> out;
+    for (const KeyHandler& handler : handlers()) out.push_back(handler.key);
+    return out;
+  }();
+  return keys;
+}
+
+void set_config_value(RunConfig& config, const std::string& key, const std::string& value,
+                      const std::string& origin) {
+  find_handler(key, origin).set(config, value, origin);
+}
+
+std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& config) {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const KeyHandler& handler : handlers())
+    values.emplace_back(handler.key.name, handler.get(config));
+  return values;
+}
+
+void apply_yaml_file(RunConfig& config, const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error(cat("config file '", path, "' does not exist"));
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& error) {
+    throw Error(cat(path, ":", error.mark.line + 1, ": YAML syntax error: ", error.msg));
+  }
+  if (root.IsNull()) return;  // an empty file sets nothing
+  if (!root.IsMap()) throw Error(cat(path, ": expected a mapping of key: value"));
+  for (const auto& entry : root) {
+    const std::string key = entry.first.as<std::string>();
+    const std::string origin = cat(path, ":", entry.first.Mark().line + 1, ": ", key);
+    if (!entry.second.IsScalar() && !entry.second.IsNull())
+      throw Error(cat(origin, ": expected a single value"));
+    set_config_value(config, key, entry.second.IsNull() ? "" : entry.second.Scalar(), origin);
+  }
+}
+
+RunConfig parse_train_arguments(const std::vector<std::string>& arguments) {
+  RunConfig config;
+  size_t i = 0;
+  if (!arguments.empty() && arguments[0].rfind("--", 0) != 0) apply_yaml_file(config, arguments[i++]);
+  for (; i < arguments.size(); ++i) {
+    const std::string& argument = arguments[i];
+    if (argument.rfind("--", 0) != 0)
+      throw Error(cat("unexpected argument '", argument,
+                      "' (a config file must come first; options look like --key value)"));
+    std::string key = argument.substr(2), value;
+    bool has_value = false;
+    if (const auto eq = key.find('='); eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+      has_value = true;
+    }
+    const KeyHandler& handler = find_handler(key, "--" + key);
+    if (!has_value) {
+      const bool next_is_value = i + 1 < arguments.size() && arguments[i + 1].rfind("--", 0) != 0;
+      if (handler.key.is_flag && !next_is_value) {
+        value = "true";
+      } else if (i + 1 < arguments.size()) {
+        value = arguments[++i];
+      } else {
+        throw Error(cat("--", key, ": missing value"));
+      }
+    }
+    handler.set(config, value, "--" + key);
+  }
+  return config;
+}
+
+}  // namespace dictlearn

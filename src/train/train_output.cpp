@@ -1,0 +1,53 @@
+#include "dictlearn/train/train_output.hpp"
+
+#include <cstdlib>
+
+#include "dictlearn/io/output_writer.hpp"
+
+namespace dictlearn {
+
+void write_train_output(const std::string& path, const RunConfig& config, const TrainResult& result,
+                        const TrainSummary& summary) {
+  OutputWriter writer(path);
+  writer.write_columns_as_rows("/dictionary", result.dictionary);
+  std::vector<std::vector<double>> columns(7);
+  for (const EpochRecord& r : result.history) {
+    columns[0].push_back(double(r.epoch));
+    columns[1].push_back(r.objective);
+    columns[2].push_back(r.mean_nonzeros);
+    columns[3].push_back(r.seconds);
+    columns[4].push_back(r.elapsed);
+    columns[5].push_back(r.samples_per_second);
+    columns[6].push_back(double(r.replaced_atoms));
+  }
+  writer.write_table("/history",
+                     {"epoch", "objective", "mean_nonzeros", "seconds", "elapsed",
+                      "samples_per_second", "replaced_atoms"},
+                     columns);
+  if (summary.true_dictionary != nullptr)
+    writer.write_columns_as_rows("/true_dictionary", *summary.true_dictionary);
+  // Numbers are stored as numbers so that h5py returns them ready to use.
+  for (const auto& [key, value] : config_values(config)) {
+    char* end = nullptr;
+    const long long integer = value.empty() ? 0 : std::strtoll(value.c_str(), &end, 10);
+    if (!value.empty() && *end == '\0') {
+      writer.set_attribute("/", key, integer);
+      continue;
+    }
+    const double number = value.empty() ? 0.0 : std::strtod(value.c_str(), &end);
+    if (!value.empty() && *end == '\0')
+      writer.set_attribute("/", key, number);
+    else
+      writer.set_attribute("/", key, value);
+  }
+  writer.set_attribute("/", "dictlearn_version", std::string(DICTLEARN_VERSION));
+  writer.set_attribute("/", "ranks", (long long)summary.ranks);
+  writer.set_attribute("/", "samples", (long long)summary.samples);
+  writer.set_attribute("/", "features", (long long)summary.dim);
+  writer.set_attribute("/", "layout", std::string("dictionary rows are atoms (K x d), as scikit-learn's components_"));
+  if (summary.recovered_fraction >= 0.0)
+    writer.set_attribute("/", "recovered_fraction", summary.recovered_fraction);
+  writer.commit();
+}
+
+}  // namespace dictlearn

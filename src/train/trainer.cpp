@@ -1,0 +1,203 @@
+#include "dictlearn/train/trainer.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+
+#include "dictlearn/core/blas.hpp"
+#include "dictlearn/core/error.hpp"
+#include "dictlearn/data/minibatch_loader.hpp"
+#include "dictlearn/statistics/sufficient_statistics.hpp"
+#include "dictlearn/update/initialization.hpp"
+
+namespace dictlearn {
+
+UpdateKind parse_update(const std::string& name) {
+  if (name == "online") return UpdateKind::online;
+  if (name == "mod") return UpdateKind::mod;
+  throw Error(cat("update: unknown value '", name, "' (expected online or mod)"));
+}
+
+std::string to_string(UpdateKind kind) { return kind == UpdateKind::online ? "online" : "mod"; }
+
+void validate(const TrainOptions& o) {
+  if (o.atoms < 1) throw Error(cat("atoms must be >= 1 (got ", o.atoms, ")"));
+  const double lambda = o.coder.lars.lambda;
+  if (!(lambda >= 0.0) || !std::isfinite(lambda))
+    throw Error(cat("lambda must be a finite number >= 0 (got ", lambda, ")"));
+  if (o.coder.kind == CoderKind::omp) {
+    if (o.coder.omp.nonzeros < 0) throw Error("nonzeros must be >= 0");
+    if (!(o.coder.omp.tolerance >= 0.0)) throw Error("tolerance must be >= 0");
+    if (o.coder.omp.nonzeros == 0 && o.coder.omp.tolerance == 0.0)
+      throw Error("coder omp needs nonzeros > 0 or tolerance > 0");
+  }
+  if (o.batch_size < 1) throw Error(cat("batch-size must be >= 1 (got ", o.batch_size, ")"));
+  if (o.epochs < 1) throw Error(cat("epochs must be >= 1 (got ", o.epochs, ")"));
+  if (o.virtual_shards < 1) throw Error("virtual-shards must be >= 1");
+  if (o.chunk_rows < 1) throw Error("read-chunk is too small for one sample");
+  if (!(o.forget_rate > 0.0) || !std::isfinite(o.forget_rate))
+    throw Error("forget-rate must be a finite number > 0");
+  if (o.online.passes < 1) throw Error("update-passes must be >= 1");
+  if (!(o.mod.ridge >= 0.0)) throw Error("mod-ridge must be >= 0");
+  if (!(o.replacement.duplicate_cosine > 0.0 && o.replacement.duplicate_cosine <= 1.0))
+    throw Error("replace-duplicate-cosine must be in (0, 1]");
+  if (!(o.replacement.min_usage >= 0.0 && o.replacement.min_usage < 1.0))
+    throw Error("replace-min-usage must be in [0, 1)");
+  if (o.replacement.period < 0) throw Error("replace-period must be >= 0");
+}
+
+namespace {
+
+// Extras carried by the per-minibatch allreduce after A's triangle and B.
+enum Extra : Index { kObjective = 0, kNonzeros, kSamples, kFailed, kUsage };
+
+void refresh_gram(const Matrix& dictionary, Matrix& gram) {
+  blas::gemm(true, false, 1.0, dictionary, dictionary, 0.0, gram);
+}
+
+}  // namespace
+
+TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
+                  const Matrix& initial_dictionary, const EpochCallback& on_epoch) {
+  const Index N = source.samples(), d = source.dim(), K = options.atoms;
+  comm.agree([&] {
+    validate(options);
+    if (N < comm.size())
+      throw Error(cat("input '", source.describe(), "' has ", N, " samples, fewer than the ",
+                      comm.size(), " ranks"));
+    if (std::min(options.virtual_shards, N) < comm.size())
+      throw Error(cat("virtual-shards (", options.virtual_shards,
+                      ") must be >= the number of ranks (", comm.size(), ")"));
+  });
+  // BLAS runs outside our OpenMP regions with as many threads as the rank may use, so the
+  // two never oversubscribe the rank's cores.
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  blas::set_num_threads(threads);
+  const double start = MPI_Wtime();
+
+  const MinibatchSchedule schedule(
+      N, {options.batch_size, options.virtual_shards, options.chunk_rows, options.seed});
+  TrainResult result;
+  Matrix& dictionary = result.dictionary;
+  if (initial_dictionary.size() > 0) {
+    dictionary = initial_dictionary;
+    comm.agree([&] { validate_initial_dictionary(dictionary, d, K, "dictionary-init"); });
+  } else {
+    dictionary = initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
+  }
+
+  const bool lasso = options.coder.kind == CoderKind::lars;
+  const double lambda = options.coder.lars.lambda;
+  BatchEncoder encoder(options.coder, K, threads);
+  MinibatchLoader loader(source, schedule, comm.rank(), comm.size());
+  PackedStatistics packed(K, d, kUsage + K);
+  Matrix gram(K, K), a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
+  Matrix x, dtx, codes, residual;
+  Vector x_sqnorms, residuals;
+  std::vector<Index> rows;
+  Vector usage = Vector::Zero(K);
+  double window_samples = 0.0;
+  Index window_batches = 0, step = 0;
+  const Index replace_period =
+      options.replacement.period > 0
+          ? options.replacement.period
+          : std::max<Index>(1, (20 * K + options.batch_size - 1) / options.batch_size);
+  refresh_gram(dictionary, gram);
+
+  // Replaces the chosen atoms by the worst-represented samples of the current minibatch and
+  // clears their statistics; returns how many were replaced.
+  const auto replace_atoms = [&]() -> Index {
+    const std::vector<Index> atoms = atoms_to_replace(gram, usage, window_samples, options.replacement);
+    usage.setZero();
+    window_samples = 0.0;
+    window_batches = 0;
+    if (atoms.empty()) return 0;
+    const Matrix fresh = worst_represented_samples(comm, x, residuals, rows, Index(atoms.size()));
+    for (Index i = 0; i < fresh.cols(); ++i) {
+      const Index k = atoms[size_t(i)];
+      dictionary.col(k) = fresh.col(i);
+      a.row(k).setZero();
+      a.col(k).setZero();
+      b.col(k).setZero();
+    }
+    refresh_gram(dictionary, gram);
+    return fresh.cols();
+  };
+
+  for (Index epoch = 0; epoch < options.epochs; ++epoch) {
+    const double epoch_start = MPI_Wtime();
+    loader.start_epoch(epoch);
+    double objective_sum = 0.0, nonzero_sum = 0.0, sample_sum = 0.0;
+    Index replaced = 0;
+    if (options.update == UpdateKind::mod) {
+      a.setZero();
+      b.setZero();
+    }
+    for (Index t = 0; t < schedule.batches_per_epoch(); ++t) {
+      std::string failure;
+      const Index n = loader.load(t, x, rows, failure);
+      normalize_samples(options.normalize, x);
+      // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data).
+      dtx.resize(K, n);
+      blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
+      x_sqnorms = x.colwise().squaredNorm().transpose();
+      const Index nonzeros = encoder.encode(gram, dtx, x_sqnorms, codes);
+      // Residuals R = X - D C (one GEMM) for the objective and the replacement candidates.
+      residual = x;
+      blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
+      residuals = residual.colwise().squaredNorm().transpose();
+
+      packed.pack(x, codes);
+      double* extras = packed.extras();
+      extras[kObjective] =
+          0.5 * residuals.sum() + (lasso ? lambda * codes.cwiseAbs().sum() : 0.0);
+      extras[kNonzeros] = double(nonzeros);
+      extras[kSamples] = double(n);
+      extras[kFailed] = failure.empty() ? 0.0 : 1.0;
+      for (Index k = 0; k < K; ++k)
+        extras[kUsage + k] = double((codes.row(k).array() != 0.0).count());
+      comm.allreduce_sum(packed.data(), int(packed.size()));
+      comm.raise_if_any_failed(extras[kFailed] > 0.0, failure);
+
+      const double global_batch = extras[kSamples];
+      objective_sum += extras[kObjective];
+      nonzero_sum += extras[kNonzeros];
+      sample_sum += global_batch;
+      usage += Eigen::Map<const Vector>(extras + kUsage, K);
+      window_samples += global_batch;
+      ++window_batches;
+      if (options.update == UpdateKind::online) {
+        const double beta = online_forget_factor(step, Index(global_batch), options.forget_rate);
+        packed.add_to(beta, 1.0 / global_batch, a, b);
+        online_dictionary_update(a, b, dictionary, options.online);
+        refresh_gram(dictionary, gram);
+        if (options.replacement.enabled && window_batches >= replace_period)
+          replaced += replace_atoms();
+        ++step;
+      } else {
+        packed.add_to(1.0, 1.0, a, b);
+      }
+    }
+    if (options.update == UpdateKind::mod) {
+      comm.agree([&] { mod_dictionary_update(a, b, dictionary, options.mod); });
+      refresh_gram(dictionary, gram);
+      // Candidates come from the epoch's last minibatch, still in x and residuals.
+      if (options.replacement.enabled) replaced += replace_atoms();
+    }
+
+    EpochRecord record;
+    record.epoch = epoch + 1;
+    record.objective = objective_sum / sample_sum;
+    record.mean_nonzeros = nonzero_sum / sample_sum;
+    const double now = MPI_Wtime();
+    record.seconds = now - epoch_start;
+    record.elapsed = now - start;
+    record.samples_per_second = sample_sum / std::max(record.seconds, 1e-9);
+    record.replaced_atoms = replaced;
+    result.history.push_back(record);
+    if (on_epoch) on_epoch(record);
+  }
+  return result;
+}
+
+}  // namespace dictlearn
