@@ -97,7 +97,10 @@ KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show
             try {
               get(c) = parse(v);
             } catch (const Error& error) {
-              throw Error(cat(origin, ": ", error.what()));
+              // The parser names the key itself; say where the value came from instead.
+              const std::string message = error.what();
+              const auto colon = message.find(": ");
+              throw Error(cat(origin, ": ", colon == std::string::npos ? message : message.substr(colon + 2)));
             }
           },
           [show, get](const RunConfig& c) { return show(get(const_cast<RunConfig&>(c))); }};
@@ -123,9 +126,13 @@ const std::vector<KeyHandler>& handlers() {
                   [](RunConfig& c) -> Index& { return c.train.coder.omp.nonzeros; }),
       number_key("tolerance", "omp: stop once ||x - D a||^2 <= tolerance (0: off)",
                  [](RunConfig& c) -> double& { return c.train.coder.omp.tolerance; }),
-      choice_key("update", "dictionary update: online (Mairal BCD on A, B) or mod (D = B A^-1 per epoch)",
+      choice_key("update", "dictionary update rule: online (Mairal BCD on A, B) or mod (D = B (A + eps I)^-1)",
                  parse_update, [](UpdateKind k) { return to_string(k); },
                  [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
+      choice_key("update-every", "when the update runs: minibatch (online-weighted statistics) or "
+                                 "epoch (plain sums of the epoch; with mod: classic MOD)",
+                 parse_update_schedule, [](UpdateSchedule u) { return to_string(u); },
+                 [](RunConfig& c) -> UpdateSchedule& { return c.train.update_every; }),
       integer_key("batch-size", "global minibatch size B (split across ranks)",
                   [](RunConfig& c) -> Index& { return c.train.batch_size; }),
       integer_key("epochs", "passes over the data",

@@ -20,6 +20,16 @@ UpdateKind parse_update(const std::string& name) {
 
 std::string to_string(UpdateKind kind) { return kind == UpdateKind::online ? "online" : "mod"; }
 
+UpdateSchedule parse_update_schedule(const std::string& name) {
+  if (name == "minibatch") return UpdateSchedule::minibatch;
+  if (name == "epoch") return UpdateSchedule::epoch;
+  throw Error(cat("update-every: unknown value '", name, "' (expected minibatch or epoch)"));
+}
+
+std::string to_string(UpdateSchedule schedule) {
+  return schedule == UpdateSchedule::minibatch ? "minibatch" : "epoch";
+}
+
 void validate(const TrainOptions& o) {
   if (o.atoms < 1) throw Error(cat("atoms must be >= 1 (got ", o.atoms, ")"));
   const double lambda = o.coder.lars.lambda;
@@ -124,12 +134,22 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     return fresh.cols();
   };
 
+  const bool per_minibatch = options.update_every == UpdateSchedule::minibatch;
+  // The update rule on the current statistics; identical on every rank.
+  const auto update_dictionary = [&] {
+    if (options.update == UpdateKind::online)
+      online_dictionary_update(a, b, dictionary, options.online);
+    else
+      comm.agree([&] { mod_dictionary_update(a, b, dictionary, options.mod); });
+    refresh_gram(dictionary, gram);
+  };
+
   for (Index epoch = 0; epoch < options.epochs; ++epoch) {
     const double epoch_start = MPI_Wtime();
     loader.start_epoch(epoch);
     double objective_sum = 0.0, nonzero_sum = 0.0, sample_sum = 0.0;
     Index replaced = 0;
-    if (options.update == UpdateKind::mod) {
+    if (!per_minibatch) {
       a.setZero();
       b.setZero();
     }
@@ -166,11 +186,10 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       usage += Eigen::Map<const Vector>(extras + kUsage, K);
       window_samples += global_batch;
       ++window_batches;
-      if (options.update == UpdateKind::online) {
+      if (per_minibatch) {
         const double beta = online_forget_factor(step, Index(global_batch), options.forget_rate);
         packed.add_to(beta, 1.0 / global_batch, a, b);
-        online_dictionary_update(a, b, dictionary, options.online);
-        refresh_gram(dictionary, gram);
+        update_dictionary();
         if (options.replacement.enabled && window_batches >= replace_period)
           replaced += replace_atoms();
         ++step;
@@ -178,9 +197,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         packed.add_to(1.0, 1.0, a, b);
       }
     }
-    if (options.update == UpdateKind::mod) {
-      comm.agree([&] { mod_dictionary_update(a, b, dictionary, options.mod); });
-      refresh_gram(dictionary, gram);
+    if (!per_minibatch) {
+      update_dictionary();
       // Candidates come from the epoch's last minibatch, still in x and residuals.
       if (options.replacement.enabled) replaced += replace_atoms();
     }

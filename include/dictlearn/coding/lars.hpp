@@ -43,15 +43,16 @@ class LarsLasso {
   void remove_slot(Index slot, Index n_active);
 
   Index n_atoms_;
-  MatrixT<Scalar> chol_;             // lower Cholesky factor L of G_AA (max K x K)
-  VectorT<Scalar> correlation_;      // c = D^T x - G a
-  VectorT<Scalar> direction_;        // w = G_AA^-1 s_A, in active order
-  VectorT<Scalar> gram_direction_;   // u = G[:, A] w
-  VectorT<Scalar> work_;             // scratch of length K
-  VectorT<Scalar> active_code_;      // coefficients of the active atoms, in active order
-  VectorT<Scalar> active_sign_;      // s_A: sign of each active slot (+1 / -1)
-  Eigen::Matrix<Index, Eigen::Dynamic, 1> active_;   // atom index of each active slot
-  Eigen::Matrix<signed char, Eigen::Dynamic, 1> state_;  // per atom: 0 inactive, 1 active, -1 excluded
+  MatrixT<Scalar> chol_;            // lower Cholesky factor L of G_AA (max K x K)
+  VectorT<Scalar> correlation_;     // c = D^T x - G a
+  VectorT<Scalar> direction_;       // w = G_AA^-1 s_A, in active order
+  VectorT<Scalar> gram_direction_;  // u = G[:, A] w
+  VectorT<Scalar> work_;            // scratch of length K
+  VectorT<Scalar> active_code_;     // coefficients of the active atoms, in active order
+  VectorT<Scalar> active_sign_;     // s_A: sign of each active slot (+1 / -1)
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> active_;  // atom index of each active slot
+  // Per atom: 0 inactive, 1 active, -1 excluded (dependent on the active set) for this solve.
+  Eigen::Matrix<signed char, Eigen::Dynamic, 1> state_;
 };
 
 extern template class LarsLasso<double>;

@@ -5,8 +5,9 @@
 //     read shard      X_r      = this rank's share of minibatch t       (MinibatchLoader)
 //     code minibatch  C_r      = code(G, D^T X_r)                        (BatchEncoder)
 //     reduce stats    A_t, B_t = allreduce(C_r C_r^T, X_r C_r^T)         (PackedStatistics)
-//     update          online:  A = beta A + A_t / b,  B likewise; BCD on (A, B)
-//                     mod:     A += A_t, B += B_t; at the end of the epoch D = B A^-1
+//     update          every minibatch: A = beta A + A_t / b, B likewise, then the rule
+//                     every epoch:     A += A_t, B += B_t, the rule at the epoch's end
+//                     rule online: BCD on (A, B);  rule mod: D = B (A + eps I)^-1
 //     replace         unused or duplicated atoms by badly represented samples
 //   then report the epoch (objective, nonzeros, throughput).
 //
@@ -26,14 +27,23 @@
 
 namespace dictlearn {
 
+/// The dictionary update rule applied to the statistics (A, B).
 enum class UpdateKind { online, mod };
 UpdateKind parse_update(const std::string& name);  ///< throws Error naming the value
 std::string to_string(UpdateKind kind);
+
+/// When the rule runs: after every minibatch on online-weighted statistics (Mairal's
+/// online learning; RLS-DLA for mod), or once per epoch on the epoch's plain sums
+/// (batch BCD; the classic MOD of Engan et al.).
+enum class UpdateSchedule { minibatch, epoch };
+UpdateSchedule parse_update_schedule(const std::string& name);
+std::string to_string(UpdateSchedule schedule);
 
 struct TrainOptions {
   Index atoms = 128;                 ///< K
   CoderOptions coder;                ///< sparse coder and its parameters (lambda, nonzeros)
   UpdateKind update = UpdateKind::online;
+  UpdateSchedule update_every = UpdateSchedule::minibatch;
   Index batch_size = 256;            ///< global minibatch size B
   Index epochs = 10;
   std::uint64_t seed = 0;            ///< shuffling, initialisation

@@ -1,0 +1,271 @@
+#include "dictlearn/coding/lars.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "dictlearn/core/error.hpp"
+
+namespace dictlearn {
+
+namespace {
+
+// A new atom j is numerically dependent on the active set when the squared diagonal of its
+// Cholesky row, G_jj - ||L^-1 G_Aj||^2 (its squared distance to span(D_A)), is below this
+// fraction of G_jj. 1e-12 in double; in float rounding alone reaches ~1e-7, hence 100 eps.
+template <typename Scalar>
+Scalar collinear_threshold() {
+  return std::max(Scalar(1e-12), Scalar(100) * std::numeric_limits<Scalar>::epsilon());
+}
+
+// Path events. STOP: C reached the target lambda; JOIN: an inactive atom's |c_j| reached C;
+// DROP: an active coefficient reached zero (the lasso modification of LARS).
+enum class Event { kStop, kJoin, kDrop };
+
+}  // namespace
+
+template <typename Scalar>
+LarsLasso<Scalar>::LarsLasso(Index n_atoms)
+    : n_atoms_(n_atoms),
+      chol_(n_atoms, n_atoms),
+      correlation_(n_atoms),
+      direction_(n_atoms),
+      gram_direction_(n_atoms),
+      work_(n_atoms),
+      active_code_(n_atoms),
+      active_sign_(n_atoms),
+      active_(n_atoms),
+      state_(n_atoms) {
+  DICTLEARN_ASSERT(n_atoms > 0);
+}
+
+template <typename Scalar>
+void LarsLasso<Scalar>::remove_slot(Index slot, Index n_active) {
+  // Deleting row `slot` of L leaves an (n-1) x n lower-Hessenberg matrix H with
+  // H H^T = G_AA without that atom; Givens rotations on columns (i, i+1) zero the
+  // superdiagonal again, so L is downdated in O(n^2) instead of refactored in O(n^3).
+  const Index n = n_active;
+  for (Index j = 0; j < n; ++j) {
+    for (Index i = std::max(slot, j - 1); i + 1 < n; ++i) chol_(i, j) = chol_(i + 1, j);
+  }
+  for (Index i = slot; i + 1 < n; ++i) {
+    const Scalar a = chol_(i, i);
+    const Scalar b = chol_(i, i + 1);
+    const Scalar r = std::hypot(a, b);  // > 0: the reduced G_AA stays positive definite
+    const Scalar cs = a / r;
+    const Scalar sn = b / r;
+    chol_(i, i) = r;
+    chol_(i, i + 1) = Scalar(0);
+    for (Index p = i + 1; p + 1 < n; ++p) {
+      const Scalar x = chol_(p, i);
+      const Scalar y = chol_(p, i + 1);
+      chol_(p, i) = cs * x + sn * y;
+      chol_(p, i + 1) = -sn * x + cs * y;
+    }
+  }
+  // Keep the per-slot arrays in the same (factor) order.
+  for (Index k = slot; k + 1 < n; ++k) {
+    active_(k) = active_(k + 1);
+    active_code_(k) = active_code_(k + 1);
+    active_sign_(k) = active_sign_(k + 1);
+  }
+}
+
+template <typename Scalar>
+Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
+                               const Eigen::Ref<const VectorT<Scalar>>& dtx,
+                               const LarsOptions& options, Eigen::Ref<VectorT<Scalar>> code) {
+  const Index K = n_atoms_;
+  DICTLEARN_ASSERT(gram.rows() == K && gram.cols() == K);
+  DICTLEARN_ASSERT(dtx.size() == K && code.size() == K);
+  DICTLEARN_ASSERT(options.lambda >= 0.0);
+  DICTLEARN_ASSERT(options.max_active >= 0);
+
+  const bool positive = options.positive;
+  const Scalar threshold = collinear_threshold<Scalar>();
+  // Denominators 1 -/+ u_j below this mean the atom moves (almost) parallel to the
+  // boundary |c_j| = C and never reaches it within the step.
+  const Scalar tiny_denominator = Scalar(16) * std::numeric_limits<Scalar>::epsilon();
+  Scalar lambda = static_cast<Scalar>(options.lambda);  // may grow on a max_active stop
+
+  code.setZero();
+  correlation_ = dtx;  // c = D^T x - G a with a = 0
+  state_.setZero();
+  Index n = 0;           // |A|
+  Scalar C = Scalar(0);  // common |c_j| of the active atoms, i.e. the current lambda on the path
+  Index pending = -1;    // atom to add at the top of the next iteration
+  Scalar pending_sign = Scalar(1);
+  Index just_dropped = -1;  // its correlation sits exactly on the boundary (see below)
+  Scalar dropped_sign = Scalar(0);
+
+  // Every step is a breakpoint (one join or drop); the lasso path has O(K) of them in
+  // practice. The cap only guards against cycling on degenerate (tied) data.
+  const Index max_steps = 8 * K + 64;
+  for (Index step = 0; step < max_steps; ++step) {
+    if (pending >= 0) {
+      // A (max_active+1)-th atom would enter here: stop at this breakpoint, where the
+      // current point is the exact lasso solution for lambda' = C.
+      if (options.max_active > 0 && n >= options.max_active) {
+        lambda = C;
+        break;
+      }
+      // Extend L by one row: L_new = [L 0; r^T d], L r = G_Aj, d^2 = G_jj - ||r||^2.
+      const Index j = pending;
+      pending = -1;
+      for (Index k = 0; k < n; ++k) work_(k) = gram(active_(k), j);
+      if (n > 0) {
+        chol_.topLeftCorner(n, n).template triangularView<Eigen::Lower>().solveInPlace(
+            work_.head(n));
+      }
+      const Scalar gjj = gram(j, j);
+      const Scalar d2 = gjj - work_.head(n).squaredNorm();
+      if (!(d2 > threshold * gjj)) {
+        // D_j is in span(D_A): G_AA would be singular. Its correlation then moves with the
+        // active ones, so leaving it out keeps the path finite; it stays out for this solve.
+        state_(j) = -1;
+      } else {
+        chol_.row(n).head(n) = work_.head(n).transpose();
+        chol_(n, n) = std::sqrt(d2);
+        active_(n) = j;
+        active_code_(n) = Scalar(0);
+        active_sign_(n) = pending_sign;
+        state_(j) = 1;
+        ++n;
+      }
+    }
+
+    if (n == 0) {
+      // Start (or restart after an exclusion): the first atom is argmax_j |c_j|
+      // (argmax_j c_j in positive mode); the path starts at lambda_max = that value.
+      Index best = -1;
+      Scalar best_value = Scalar(0);
+      for (Index j = 0; j < K; ++j) {
+        if (state_(j) != 0) continue;
+        const Scalar v = positive ? correlation_(j) : std::abs(correlation_(j));
+        if (best < 0 || v > best_value) {
+          best = j;
+          best_value = v;
+        }
+      }
+      // lambda >= lambda_max: a = 0 satisfies |c_j| <= lambda, the zero code is optimal.
+      if (best < 0 || !(best_value > lambda)) break;
+      C = best_value;
+      pending = best;
+      pending_sign = (positive || correlation_(best) >= Scalar(0)) ? Scalar(1) : Scalar(-1);
+      continue;
+    }
+
+    // Equiangular direction: w = G_AA^-1 s_A (two triangular solves with L). Moving
+    // a_A += gamma w lowers every active correlation c_A = C s_A by exactly gamma s_A.
+    direction_.head(n) = active_sign_.head(n);
+    {
+      auto L = chol_.topLeftCorner(n, n).template triangularView<Eigen::Lower>();
+      L.solveInPlace(direction_.head(n));
+      L.transpose().solveInPlace(direction_.head(n));
+    }
+    // u = G[:, A] w: rate at which each correlation decreases, c(gamma) = c - gamma u.
+    gram_direction_.setZero();
+    for (Index k = 0; k < n; ++k) gram_direction_ += direction_(k) * gram.col(active_(k));
+
+    // Step to the next event, gamma = min of:
+    //   stop: C - gamma = lambda
+    //   join: c_j - gamma u_j = +(C - gamma)  ->  gamma = (C - c_j) / (1 - u_j)
+    //         c_j - gamma u_j = -(C - gamma)  ->  gamma = (C + c_j) / (1 + u_j)  [not if positive]
+    //   drop: a_k + gamma w_k = 0             ->  gamma = -a_k / w_k  (> 0 only)
+    Scalar gamma = C - lambda;
+    Event event = Event::kStop;
+    Index who = -1;
+    Scalar who_sign = Scalar(1);
+    for (Index j = 0; j < K; ++j) {
+      if (state_(j) != 0) continue;
+      const Scalar c = correlation_(j);
+      const Scalar u = gram_direction_(j);
+      // An atom that just left sits exactly on its old boundary, c_j = C s_j; that branch
+      // would return gamma = 0 +- rounding and re-add it at once, so skip it for one step.
+      if (!(j == just_dropped && dropped_sign > 0)) {
+        const Scalar den = Scalar(1) - u;
+        if (den > tiny_denominator) {
+          // max(0, .): an atom already (by rounding) beyond C and moving outward enters now.
+          const Scalar g = std::max(C - c, Scalar(0)) / den;
+          if (g < gamma) {
+            gamma = g;
+            event = Event::kJoin;
+            who = j;
+            who_sign = Scalar(1);
+          }
+        }
+      }
+      if (!positive && !(j == just_dropped && dropped_sign < 0)) {
+        const Scalar den = Scalar(1) + u;
+        if (den > tiny_denominator) {
+          const Scalar g = std::max(C + c, Scalar(0)) / den;
+          if (g < gamma) {
+            gamma = g;
+            event = Event::kJoin;
+            who = j;
+            who_sign = Scalar(-1);
+          }
+        }
+      }
+    }
+    for (Index k = 0; k < n; ++k) {
+      if (direction_(k) == Scalar(0)) continue;
+      const Scalar g = -active_code_(k) / direction_(k);
+      if (g > Scalar(0) && g < gamma) {
+        gamma = g;
+        event = Event::kDrop;
+        who = k;
+      }
+    }
+    just_dropped = -1;
+
+    // Move along the path: a_A += gamma w, c -= gamma u, C -= gamma.
+    active_code_.head(n) += gamma * direction_.head(n);
+    correlation_ -= gamma * gram_direction_;
+    C -= gamma;
+
+    if (event == Event::kStop) break;
+    if (event == Event::kJoin) {
+      pending = who;
+      pending_sign = who_sign;
+    } else {
+      // Lasso modification: a coefficient reaching zero would change sign, violating
+      // c_k = lambda sign(a_k); the atom leaves the active set (and may re-enter later).
+      const Index atom = active_(who);
+      just_dropped = atom;
+      dropped_sign = active_sign_(who);
+      state_(atom) = 0;
+      remove_slot(who, n);
+      --n;
+    }
+    if (step + 1 == max_steps) lambda = C;  // cap reached: report the current path point
+  }
+
+  if (n == 0) return 0;
+
+  // Exact re-solve on the final support: a_A = G_AA^-1 (dtx_A - lambda s_A), which makes
+  // c_A = lambda s_A hold to rounding instead of to the accumulated path error.
+  for (Index k = 0; k < n; ++k) work_(k) = dtx(active_(k)) - lambda * active_sign_(k);
+  {
+    auto L = chol_.topLeftCorner(n, n).template triangularView<Eigen::Lower>();
+    L.solveInPlace(work_.head(n));
+    L.transpose().solveInPlace(work_.head(n));
+  }
+  // In exact arithmetic the signs agree with s_A; if rounding flipped one (a coefficient
+  // at ~0 on a degenerate path), the path value is the better answer.
+  bool signs_agree = true;
+  for (Index k = 0; k < n; ++k) signs_agree = signs_agree && !(work_(k) * active_sign_(k) < 0);
+  if (signs_agree) active_code_.head(n) = work_.head(n);
+
+  Index nonzeros = 0;
+  for (Index k = 0; k < n; ++k) {
+    code(active_(k)) = active_code_(k);
+    if (active_code_(k) != Scalar(0)) ++nonzeros;
+  }
+  return nonzeros;
+}
+
+template class LarsLasso<double>;
+template class LarsLasso<float>;
+
+}  // namespace dictlearn

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Training from a float32 HDF5 dataset in a group, with a given initial dictionary and
+# per-sample normalisation; the output records the parameters and replaces an old file.
+source "$(dirname "$0")/common.sh"
+cd "$WORK"
+"$PYTHON" - <<'PY'
+import h5py, numpy as np
+rng = np.random.default_rng(1)
+x = rng.standard_normal((1000, 12)).astype(np.float32)
+with h5py.File("data.h5", "w") as f:
+    f.create_dataset("group/samples", data=x)
+    f["init"] = rng.standard_normal((10, 12))
+PY
+echo "old" > out.h5
+run_mpi 3 train --input data.h5:/group/samples --dictionary-init data.h5:/init --atoms 10 \
+  --lambda 0.2 --epochs 2 --batch-size 50 --normalize center-unit --threads 1 --output out.h5 \
+  >log.txt 2>&1 || fail "training exited with $?"
+cat log.txt
+"$PYTHON" - <<'PY' || fail "output content"
+import h5py, numpy as np
+with h5py.File("out.h5", "r") as f:
+    assert f["/dictionary"].shape == (10, 12)
+    assert f.attrs["normalize"] == "center-unit" and f.attrs["ranks"] == 3
+    assert f.attrs["input"] == "data.h5:/group/samples"
+    assert len(f["/history"]) == 2
+print("ok")
+PY
+finish
