@@ -16,10 +16,10 @@ fail() {
   failures=$((failures + 1))
 }
 
-run_mpi() {  # run_mpi RANKS ARGS... (at most 120 s: a hang is a failure)
+run_mpi() {  # run_mpi RANKS ARGS... (at most RUN_TIMEOUT s, default 120: a hang is a failure)
   local ranks=$1
   shift
-  timeout 120 mpiexec -n "$ranks" --oversubscribe "$DICTLEARN" "$@"
+  timeout "${RUN_TIMEOUT:-120}" mpiexec -n "$ranks" --oversubscribe "$DICTLEARN" "$@"
 }
 
 finish() {

