@@ -35,6 +35,8 @@ void validate(const TrainOptions& o) {
   const double lambda = o.coder.lars.lambda;
   if (!(lambda >= 0.0) || !std::isfinite(lambda))
     throw Error(cat("lambda must be a finite number >= 0 (got ", lambda, ")"));
+  if (o.coder.kind == CoderKind::omp && o.coder.lars.positive)
+    throw Error("positive-codes is not available with coder omp (as in scikit-learn); use coder lars");
   if (o.coder.kind == CoderKind::omp) {
     if (o.coder.omp.nonzeros < 0) throw Error("nonzeros must be >= 0");
     if (!(o.coder.omp.tolerance >= 0.0)) throw Error("tolerance must be >= 0");

@@ -62,6 +62,9 @@ expect_error 2 "lambda must be" --input good.h5 --lambda -0.5
 expect_error 2 "batch-size must be >= 1" --input good.h5 --batch-size 0
 expect_error 2 "epochs must be >= 1" --input good.h5 --epochs 0
 expect_error 2 "coder: unknown value 'foo'" --input good.h5 --coder foo
+expect_error 2 "positive-codes is not available with coder omp" --input good.h5 --coder omp \
+  --nonzeros 2 --positive-codes
+expect_error 2 "needs nonzeros > 0 or tolerance > 0" --input good.h5 --coder omp
 expect_error 2 "unknown key 'lamda'" typo.yaml --input good.h5
 expect_error 2 "broken.yaml:3: YAML syntax error" broken.yaml --input good.h5
 expect_error 2 "expected a finite number, got 'abc'" --input good.h5 --lambda abc
