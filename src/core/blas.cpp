@@ -21,8 +21,8 @@ void gemm<double>(bool ta, bool tb, double alpha, const Matrix& a, const Matrix&
   const Index k2 = tb ? b.cols() : b.rows(), n = tb ? b.rows() : b.cols();
   check_gemm_shapes(m, k, k2, n, c.rows(), c.cols());
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    c *= beta;
+  if (k == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
+    if (beta == 0) c.setZero(); else c *= beta;
     return;
   }
   cblas_dgemm(CblasColMajor, op(ta), op(tb), int(m), int(n), int(k), alpha, a.data(),
@@ -36,8 +36,8 @@ void gemm<float>(bool ta, bool tb, float alpha, const MatrixT<float>& a, const M
   const Index k2 = tb ? b.cols() : b.rows(), n = tb ? b.rows() : b.cols();
   check_gemm_shapes(m, k, k2, n, c.rows(), c.cols());
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    c *= beta;
+  if (k == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
+    if (beta == 0) c.setZero(); else c *= beta;
     return;
   }
   cblas_sgemm(CblasColMajor, op(ta), op(tb), int(m), int(n), int(k), alpha, a.data(),
@@ -48,8 +48,8 @@ template <>
 void syrk_upper<double>(double alpha, const Matrix& a, double beta, Matrix& c) {
   DICTLEARN_ASSERT(c.rows() == a.rows() && c.cols() == a.rows());
   if (a.rows() == 0) return;
-  if (a.cols() == 0) {
-    c *= beta;
+  if (a.cols() == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
+    if (beta == 0) c.setZero(); else c *= beta;
     return;
   }
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, int(a.rows()), int(a.cols()), alpha,
@@ -60,8 +60,8 @@ template <>
 void syrk_upper<float>(float alpha, const MatrixT<float>& a, float beta, MatrixT<float>& c) {
   DICTLEARN_ASSERT(c.rows() == a.rows() && c.cols() == a.rows());
   if (a.rows() == 0) return;
-  if (a.cols() == 0) {
-    c *= beta;
+  if (a.cols() == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
+    if (beta == 0) c.setZero(); else c *= beta;
     return;
   }
   cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, int(a.rows()), int(a.cols()), alpha,

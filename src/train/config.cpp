@@ -3,7 +3,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <cctype>
 #include <cmath>
+#include <limits>
+#include <set>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -16,20 +19,37 @@
 namespace dictlearn {
 namespace {
 
-long long parse_integer(const std::string& text, const std::string& origin) {
+/// Parses a decimal integer that fits the field type exactly (no silent wrap-around).
+template <typename Field>
+Field parse_integer(const std::string& text, const std::string& origin) {
+  const auto bad = [&] {
+    return Error(cat(origin, ": expected an integer in [", std::numeric_limits<Field>::min(),
+                     ", ", std::numeric_limits<Field>::max(), "], got '", text, "'"));
+  };
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0])) || text[0] == '+') throw bad();
   errno = 0;
   char* end = nullptr;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE)
-    throw Error(cat(origin, ": expected an integer, got '", text, "'"));
-  return value;
+  if constexpr (std::is_unsigned_v<Field>) {
+    if (text[0] == '-') throw bad();
+    const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (*end != '\0' || errno == ERANGE || value > std::numeric_limits<Field>::max()) throw bad();
+    return Field(value);
+  } else {
+    const long long value = std::strtoll(text.c_str(), &end, 10);
+    if (*end != '\0' || errno == ERANGE || value < std::numeric_limits<Field>::min() ||
+        value > std::numeric_limits<Field>::max())
+      throw bad();
+    return Field(value);
+  }
 }
 
 double parse_number(const std::string& text, const std::string& origin) {
   errno = 0;
   char* end = nullptr;
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0])))
+    throw Error(cat(origin, ": expected a finite number, got '", text, "'"));
   const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(value))
+  if (*end != '\0' || errno == ERANGE || !std::isfinite(value))
     throw Error(cat(origin, ": expected a finite number, got '", text, "'"));
   return value;
 }
@@ -65,7 +85,7 @@ KeyHandler integer_key(std::string name, std::string help, Get get) {
   return {{std::move(name), std::move(help)},
           [get](RunConfig& c, const std::string& v, const std::string& origin) {
             using Field = std::remove_reference_t<decltype(get(c))>;
-            get(c) = Field(parse_integer(v, origin));
+            get(c) = parse_integer<Field>(v, origin);
           },
           [get](const RunConfig& c) { return std::to_string(get(const_cast<RunConfig&>(c))); }};
 }
@@ -210,7 +230,8 @@ std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& 
 }
 
 void apply_yaml_file(RunConfig& config, const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error(cat("config file '", path, "' does not exist"));
+  if (!std::filesystem::is_regular_file(path))
+    throw Error(cat("config file '", path, "' does not exist or is not a file"));
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -219,9 +240,13 @@ void apply_yaml_file(RunConfig& config, const std::string& path) {
   }
   if (root.IsNull()) return;  // an empty file sets nothing
   if (!root.IsMap()) throw Error(cat(path, ": expected a mapping of key: value"));
+  std::set<std::string> seen;
   for (const auto& entry : root) {
-    const std::string key = entry.first.as<std::string>();
-    const std::string origin = cat(path, ":", entry.first.Mark().line + 1, ": ", key);
+    const std::string line = cat(path, ":", entry.first.Mark().line + 1);
+    if (!entry.first.IsScalar()) throw Error(cat(line, ": a key must be a plain name"));
+    const std::string key = entry.first.Scalar();
+    const std::string origin = cat(line, ": ", key);
+    if (!seen.insert(key).second) throw Error(cat(origin, ": key given twice"));
     if (!entry.second.IsScalar() && !entry.second.IsNull())
       throw Error(cat(origin, ": expected a single value"));
     set_config_value(config, key, entry.second.IsNull() ? "" : entry.second.Scalar(), origin);
@@ -249,10 +274,10 @@ RunConfig parse_train_arguments(const std::vector<std::string>& arguments) {
       const bool next_is_value = i + 1 < arguments.size() && arguments[i + 1].rfind("--", 0) != 0;
       if (handler.key.is_flag && !next_is_value) {
         value = "true";
-      } else if (i + 1 < arguments.size()) {
+      } else if (next_is_value) {
         value = arguments[++i];
-      } else {
-        throw Error(cat("--", key, ": missing value"));
+      } else {  // a value may not look like a flag: `--output --epochs 3` is a mistake
+        throw Error(cat("--", key, ": missing value (use --", key, "=VALUE for a value starting with --)"));
       }
     }
     handler.set(config, value, "--" + key);

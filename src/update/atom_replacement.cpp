@@ -41,7 +41,10 @@ Matrix worst_represented_samples(const Communicator& comm, const Matrix& x, cons
   // This rank's best candidates: largest residual first, then lowest global row.
   std::vector<Index> order(static_cast<size_t>(n), 0);
   std::iota(order.begin(), order.end(), Index(0));
+  // Zero samples cannot become atoms: they rank below every usable sample.
+  const auto usable = [&](Index j) { return x.col(j).squaredNorm() > 0.0; };
   const auto worse = [&](Index p, Index q) {
+    if (usable(p) != usable(q)) return usable(p);
     if (residuals(p) != residuals(q)) return residuals(p) > residuals(q);
     return rows[size_t(p)] < rows[size_t(q)];
   };
@@ -54,7 +57,7 @@ Matrix worst_represented_samples(const Communicator& comm, const Matrix& x, cons
   for (Index c = 0; c < local; ++c) {
     const Index j = order[size_t(c)];
     double* record = mine.data() + c * width;
-    record[0] = x.col(j).norm() > 0.0 ? residuals(j) : -1.0;
+    record[0] = usable(j) ? std::max(residuals(j), 0.0) : -1.0;
     record[1] = double(rows[size_t(j)]);
     Eigen::Map<Vector>(record + 2, d) = x.col(j);
   }

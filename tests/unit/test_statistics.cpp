@@ -1,0 +1,222 @@
+// Sufficient statistics: the packed buffer reproduces C C^T and X C^T (with both scales of
+// add_to), sums of buffers (what the allreduce does) are the statistics of the union of the
+// minibatches, pack zeroes the extras; and the online forget factor is scikit-learn's.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "dictlearn/core/blas.hpp"
+#include "dictlearn/core/random.hpp"
+#include "dictlearn/statistics/sufficient_statistics.hpp"
+
+namespace {
+
+using dictlearn::Index;
+using dictlearn::Matrix;
+using dictlearn::PackedStatistics;
+using dictlearn::Random;
+
+Matrix gaussian(Index rows, Index cols, Random& random) {
+  Matrix m(rows, cols);
+  for (Index j = 0; j < cols; ++j)
+    for (Index i = 0; i < rows; ++i) m(i, j) = random.normal();
+  return m;
+}
+
+Matrix sparse_codes(Index K, Index n, double density, Random& random) {
+  Matrix c = Matrix::Zero(K, n);
+  for (Index j = 0; j < n; ++j)
+    for (Index k = 0; k < K; ++k)
+      if (random.uniform() < density) c(k, j) = random.normal();
+  return c;
+}
+
+// scikit-learn's MiniBatchDictionaryLearning._update_inner_stats, written out.
+double sklearn_beta(long step, long batch) {
+  double theta;
+  if (step < batch - 1)
+    theta = double((step + 1) * batch);
+  else
+    theta = double(batch * batch + step + 1 - batch);
+  return (theta + 1.0 - double(batch)) / (theta + 1.0);
+}
+
+}  // namespace
+
+TEST_CASE("PackedStatistics pack + add_to equals C C^T and X C^T with scales", "[statistics]") {
+  Random random(31);
+  for (int trial = 0; trial < 20; ++trial) {
+    const Index K = 1 + Index(random.below(12)), d = 1 + Index(random.below(9));
+    const Index n = Index(random.below(25));  // n = 0 too: an empty share of a minibatch
+    const Index extras = Index(random.below(4));
+    const Matrix c = sparse_codes(K, n, 0.4, random), x = gaussian(d, n, random);
+    PackedStatistics packed(K, d, extras);
+    REQUIRE(packed.size() == K * (K + 1) / 2 + d * K + extras);
+    for (Index e = 0; e < extras; ++e) packed.extras()[e] = 1.0 + double(e);
+    packed.pack(x, c);
+    INFO("trial=" << trial << " K=" << K << " d=" << d << " n=" << n);
+    for (Index e = 0; e < extras; ++e) CHECK(packed.extras()[e] == 0.0);
+
+    const Matrix a0 = [&] {
+      const Matrix m = gaussian(K, K, random);
+      return Matrix(m * m.transpose());  // symmetric start
+    }();
+    const Matrix b0 = gaussian(d, K, random);
+    for (const auto& [a_scale, scale] : {std::pair{0.0, 1.0}, std::pair{1.0, 1.0},
+                                         std::pair{0.37, 1.0 / 7.0}, std::pair{1.0, 0.0}}) {
+      Matrix a = a0, b = b0;
+      packed.add_to(a_scale, scale, a, b);
+      const Matrix expected_a = a_scale * a0 + scale * c * c.transpose();
+      const Matrix expected_b = a_scale * b0 + scale * x * c.transpose();
+      INFO("a_scale=" << a_scale << " scale=" << scale);
+      CHECK((a - expected_a).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + expected_a.norm()));
+      CHECK((b - expected_b).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + expected_b.norm()));
+      CHECK(a == a.transpose());  // exactly symmetric
+    }
+  }
+}
+
+TEST_CASE("summed packed buffers are the statistics of the union of the shares", "[statistics]") {
+  // The allreduce adds the buffers of all ranks elementwise; the result must unpack to
+  // the statistics of the whole minibatch (and the extras add up as plain numbers).
+  Random random(32);
+  const Index K = 9, d = 7, extras = 2;
+  const std::vector<Index> shares = {5, 0, 11, 3};
+  Matrix x_all(d, 0), c_all(K, 0);
+  std::vector<double> sum;
+  for (Index n : shares) {
+    const Matrix c = sparse_codes(K, n, 0.3, random), x = gaussian(d, n, random);
+    PackedStatistics packed(K, d, extras);
+    packed.pack(x, c);
+    packed.extras()[0] = double(n);
+    packed.extras()[1] = x.squaredNorm();
+    if (sum.empty()) sum.assign(size_t(packed.size()), 0.0);
+    for (Index i = 0; i < packed.size(); ++i) sum[size_t(i)] += packed.data()[i];
+    Matrix xs(d, x_all.cols() + n), cs(K, c_all.cols() + n);
+    xs << x_all, x;
+    cs << c_all, c;
+    x_all = xs;
+    c_all = cs;
+  }
+  PackedStatistics total(K, d, extras);
+  std::copy(sum.begin(), sum.end(), total.data());
+  CHECK(total.extras()[0] == 19.0);
+  CHECK(total.extras()[1] == Approx(x_all.squaredNorm()).epsilon(1e-13));
+  Matrix a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
+  total.add_to(1.0, 1.0 / 19.0, a, b);
+  CHECK((a - c_all * c_all.transpose() / 19.0).cwiseAbs().maxCoeff() <= 1e-13);
+  CHECK((b - x_all * c_all.transpose() / 19.0).cwiseAbs().maxCoeff() <= 1e-13);
+}
+
+TEST_CASE("repacking overwrites: pack does not accumulate", "[statistics]") {
+  Random random(33);
+  const Index K = 4, d = 3;
+  PackedStatistics packed(K, d, 1);
+  packed.pack(gaussian(d, 6, random), gaussian(K, 6, random));
+  const Matrix c = gaussian(K, 5, random), x = gaussian(d, 5, random);
+  packed.pack(x, c);
+  Matrix a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
+  packed.add_to(0.0, 1.0, a, b);
+  CHECK((a - c * c.transpose()).cwiseAbs().maxCoeff() <= 1e-13);
+  CHECK((b - x * c.transpose()).cwiseAbs().maxCoeff() <= 1e-13);
+}
+
+TEST_CASE("online_forget_factor is scikit-learn's beta raised to rho", "[statistics]") {
+  for (long batch : {1L, 2L, 3L, 7L, 64L, 256L, 1000L}) {
+    for (long step : {0L, 1L, 2L, 5L, 6L, 7L, 62L, 63L, 64L, 255L, 999L, 1000L, 123456L}) {
+      const double beta = sklearn_beta(step, batch);
+      for (double rho : {1.0, 0.5, 2.0, 3.7}) {
+        INFO("step=" << step << " batch=" << batch << " rho=" << rho);
+        CHECK(dictlearn::online_forget_factor(Index(step), Index(batch), rho) ==
+              Approx(std::pow(beta, rho)).epsilon(1e-14));
+      }
+    }
+  }
+  // Landmarks: the first step keeps 1 / (b + 1) of the (empty) past ...
+  CHECK(dictlearn::online_forget_factor(0, 10, 1.0) == Approx(1.0 / 11.0));
+  // ... at the switch t = b - 1 both branches agree (theta = b^2) ...
+  for (long b : {2L, 5L, 64L})
+    CHECK(dictlearn::online_forget_factor(Index(b - 1), Index(b), 1.0) ==
+          Approx(double(b * b + 1 - b) / double(b * b + 1)).epsilon(1e-15));
+  // ... and beta increases towards 1 as t grows.
+  double previous = 0.0;
+  for (Index t = 0; t < 3000; t += 7) {
+    const double beta = dictlearn::online_forget_factor(t, 32, 1.0);
+    CHECK(beta > previous);
+    CHECK(beta < 1.0);
+    previous = beta;
+  }
+}
+
+TEMPLATE_TEST_CASE("blas gemm and syrk_upper behind the statistics, float and double",
+                   "[statistics][blas]", float, double) {
+  using M = dictlearn::MatrixT<TestType>;
+  const TestType tol = std::is_same<TestType, float>::value ? TestType(1e-5) : TestType(1e-13);
+  Random random(34);
+  const auto random_matrix = [&](Index r, Index c) {
+    return M(gaussian(r, c, random).template cast<TestType>());
+  };
+  const Index m = 5, k = 7, n = 4;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const M a = ta ? random_matrix(k, m) : random_matrix(m, k);
+      const M b = tb ? random_matrix(n, k) : random_matrix(k, n);
+      const M c0 = random_matrix(m, n);
+      M c = c0;
+      dictlearn::blas::gemm<TestType>(ta, tb, TestType(0.5), a, b, TestType(2), c);
+      const M opa = ta ? M(a.transpose()) : a, opb = tb ? M(b.transpose()) : b;
+      const M expected = TestType(0.5) * opa * opb + TestType(2) * c0;
+      INFO("ta=" << ta << " tb=" << tb);
+      CHECK((c - expected).cwiseAbs().maxCoeff() <= tol * (1 + expected.norm()));
+    }
+  const M a = random_matrix(m, k);
+  const M c0 = random_matrix(m, m);
+  M c = c0;
+  dictlearn::blas::syrk_upper<TestType>(TestType(1.5), a, TestType(-1), c);
+  const M expected = TestType(1.5) * a * a.transpose() - c0;
+  for (Index j = 0; j < m; ++j)
+    for (Index i = 0; i < m; ++i) {
+      INFO("i=" << i << " j=" << j);
+      if (i <= j)
+        CHECK(std::abs(c(i, j) - expected(i, j)) <= tol * (1 + expected.norm()));
+      else
+        CHECK(c(i, j) == c0(i, j));  // lower triangle untouched
+    }
+  dictlearn::blas::symmetrize_from_upper<TestType>(c);
+  CHECK(c == M(c.transpose()));
+}
+
+TEMPLATE_TEST_CASE("blas with an empty inner dimension and beta = 0 gives zeros",
+                   "[statistics][blas]", float, double) {
+  // BLAS convention: with beta = 0, C is output only (NaN or Inf in it must not leak). The
+  // k == 0 shortcut in src/core/blas.cpp computes c *= beta instead, so NaN * 0 = NaN
+  // stays. PackedStatistics::pack calls syrk_upper/gemm with beta = 0 on its work
+  // matrices, which are uninitialised at construction (and keep old values afterwards), so
+  // a rank with an empty share of a minibatch (n = 0) packs whatever was there times 0.
+  using M = dictlearn::MatrixT<TestType>;
+  const TestType nan = std::numeric_limits<TestType>::quiet_NaN();
+  M c = M::Constant(3, 3, nan);
+  dictlearn::blas::syrk_upper<TestType>(TestType(1), M(3, 0), TestType(0), c);
+  CHECK(c.template triangularView<Eigen::Upper>().toDenseMatrix().isZero(0));
+  M g = M::Constant(3, 2, nan);
+  dictlearn::blas::gemm<TestType>(false, true, TestType(1), M(3, 0), M(2, 0), TestType(0), g);
+  CHECK(g.isZero(0));
+}
+
+TEST_CASE("pack of an empty share after a non-finite one gives zero statistics",
+          "[statistics]") {
+  // The same defect seen through PackedStatistics (see the blas test above): the work
+  // matrices keep the previous pack's values and are only multiplied by 0 when n = 0.
+  const Index K = 3, d = 2;
+  PackedStatistics packed(K, d, 0);
+  Matrix c = Matrix::Ones(K, 2);
+  c(0, 0) = std::numeric_limits<double>::infinity();
+  packed.pack(Matrix::Ones(d, 2), c);
+  packed.pack(Matrix(d, 0), Matrix(K, 0));
+  Matrix a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
+  packed.add_to(0.0, 1.0, a, b);
+  CHECK(a.isZero(0));
+  CHECK(b.isZero(0));
+}
