@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dictlearn/data/synthetic.hpp"
+#include "dictlearn/encode/encode.hpp"
 #include "dictlearn/io/dataset_reader.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/train/config.hpp"
@@ -30,10 +31,42 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  train [CONFIG.yaml] [--key value ...]   learn a dictionary (online or MOD)\n"
+    "  encode [CONFIG.yaml] --dictionary D.h5 --input X.h5[:/X] --output codes.h5\n"
+    "                                          sparse codes of a dataset (CSR in HDF5)\n"
     "\n"
     "options:\n"
-    "  -h, --help      this text; 'dictlearn train --help' lists every training key\n"
+    "  -h, --help      this text; 'dictlearn <command> --help' lists the command's keys\n"
     "  --version       print the version\n";
+
+void print_keys(Command command) {
+  const RunConfig defaults;
+  const auto values = config_values(defaults);
+  const auto& keys = config_keys();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!key_applies(keys[i].name, command)) continue;
+    const std::string shown = values[i].second.empty() ? "\"\"" : values[i].second;
+    std::printf("  --%-26s %s [%s]\n", keys[i].name.c_str(), keys[i].help.c_str(), shown.c_str());
+  }
+}
+
+void print_encode_help() {
+  std::printf(
+      "usage: mpirun -n P dictlearn encode [CONFIG.yaml] --dictionary D.h5[:/dictionary]\n"
+      "                                  --input X.h5[:/X] --output codes.h5 [--key value ...]\n"
+      "\n"
+      "Sparse-codes every sample (row) of the input with a fixed dictionary. Each rank codes\n"
+      "a contiguous block of rows; the ranks write one file collectively:\n"
+      "  /codes/data, /codes/indices (int64), /codes/indptr (int64, N + 1), attribute\n"
+      "  shape = (N, K): scipy.sparse.csr_matrix((data, indices, indptr), shape)\n"
+      "  /codes_dense (N x K, with --dense)\n"
+      "  /objective/reconstruction, /objective/penalty, /objective/total (per sample)\n"
+      "The result is the same for any number of ranks. Unless --normalize is given, the\n"
+      "preprocessing recorded in the dictionary file (attribute 'normalize') is applied.\n"
+      "\n"
+      "keys (current value in brackets):\n");
+  print_keys(Command::encode);
+  std::printf("\nexit status: 0 success, 1 error (one line on stderr).\n");
+}
 
 void print_train_help() {
   std::printf(
@@ -47,13 +80,7 @@ void print_train_help() {
       "synthetic dataset with a known dictionary and reports how much of it was recovered.\n"
       "\n"
       "keys (current value in brackets):\n");
-  const RunConfig defaults;
-  const auto values = config_values(defaults);
-  const auto& keys = config_keys();
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const std::string shown = values[i].second.empty() ? "\"\"" : values[i].second;
-    std::printf("  --%-26s %s [%s]\n", keys[i].name.c_str(), keys[i].help.c_str(), shown.c_str());
-  }
+  print_keys(Command::train);
   std::printf(
       "\nexit status: 0 success, 1 error (bad input or parameters; one line on stderr).\n");
 }
@@ -72,7 +99,7 @@ std::string format_seconds(double seconds) {
 int run_train(const Communicator& comm, const std::vector<std::string>& arguments) {
   RunConfig config;
   comm.agree([&] {
-    config = parse_train_arguments(arguments);
+    config = parse_arguments(Command::train, arguments);
     validate(config.train);
     if (config.output.empty()) throw Error("output must not be empty");
     if (!config.input.empty() &&
@@ -148,6 +175,54 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   return 0;
 }
 
+int run_encode(const Communicator& comm, const std::vector<std::string>& arguments) {
+  RunConfig config;
+  comm.agree([&] {
+    config = parse_arguments(Command::encode, arguments);
+    validate(config.train);
+    if (config.dictionary.empty()) throw Error("encode needs --dictionary FILE[:/DATASET]");
+    if (config.input.empty()) throw Error("encode needs --input FILE[:/DATASET]");
+    if (config.output.empty() || config.given.count("output") == 0)
+      throw Error("encode needs --output FILE");
+    const std::string output = config.output;
+    if (DatasetLocation::parse(config.input).file == output ||
+        DatasetLocation::parse(config.dictionary, "/dictionary").file == output)
+      throw Error(cat("output '", output, "' is an input file; choose another path"));
+    if (!(config.read_chunk_mib > 0.0)) throw Error("read-chunk must be > 0 (MiB)");
+  });
+  DatasetReader dictionary_file(comm, DatasetLocation::parse(config.dictionary, "/dictionary"));
+  const Matrix dictionary = dictionary_file.read_all();  // d x K
+  if (config.given.count("normalize") == 0)
+    config.train.normalize =
+        parse_normalization(dictionary_file.root_attribute("normalize", "none"));
+  Hdf5SampleSource source(comm, DatasetLocation::parse(config.input));
+  EncodeOptions options;
+  options.coder = config.train.coder;
+  options.normalize = config.train.normalize;
+  options.threads = config.train.threads;
+  options.chunk_rows =
+      std::max<Index>(1, Index(config.read_chunk_mib * 1048576.0 / (8.0 * double(source.dim()))));
+  const double start = MPI_Wtime();
+  const LocalCodes codes = encode_samples(comm, source, dictionary, options);
+  double sums[3] = {double(codes.values.size()), 0.0, 0.0};
+  for (size_t i = 0; i < codes.reconstruction.size(); ++i)
+    sums[1] += codes.reconstruction[i] + codes.penalty[i];
+  comm.allreduce_sum(sums, 2);
+  const double seconds = MPI_Wtime() - start;
+  auto attributes = config_values(config, Command::encode);
+  attributes.emplace_back("normalize", to_string(options.normalize));
+  write_codes(comm, config.output, codes, source.samples(), config.dense, attributes);
+  if (comm.is_root()) {
+    const double N = double(source.samples());
+    std::printf("encoded %lld samples with %lld atoms (%s): mean nnz %.2f, mean objective %.6g, "
+                "%.0f samples/s\nwrote %s\n",
+                (long long)source.samples(), (long long)dictionary.cols(),
+                to_string(options.coder.kind).c_str(), sums[0] / N, sums[1] / N,
+                N / std::max(seconds, 1e-9), config.output.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,6 +249,12 @@ int main(int argc, char** argv) {
         if (rank == 0) print_train_help();
       } else {
         status = run_train(comm, rest);
+      }
+    } else if (command == "encode") {
+      if (wants_help) {
+        if (rank == 0) print_encode_help();
+      } else {
+        status = run_encode(comm, rest);
       }
     } else {
       if (rank == 0)

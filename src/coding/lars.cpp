@@ -80,8 +80,10 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   DICTLEARN_ASSERT(dtx.size() == K && code.size() == K);
   DICTLEARN_ASSERT(options.lambda >= 0.0);
   DICTLEARN_ASSERT(options.max_active >= 0);
+  DICTLEARN_ASSERT(options.lasso || !options.positive);  // no nonnegative LAR
 
   const bool positive = options.positive;
+  const bool lasso = options.lasso;
   const Scalar threshold = collinear_threshold<Scalar>();
   // Denominators 1 -/+ u_j below this mean the atom moves (almost) parallel to the
   // boundary |c_j| = C and never reaches it within the step.
@@ -171,7 +173,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     //   stop: C - gamma = lambda
     //   join: c_j - gamma u_j = +(C - gamma)  ->  gamma = (C - c_j) / (1 - u_j)
     //         c_j - gamma u_j = -(C - gamma)  ->  gamma = (C + c_j) / (1 + u_j)  [not if positive]
-    //   drop: a_k + gamma w_k = 0             ->  gamma = -a_k / w_k  (> 0 only)
+    //   drop: a_k + gamma w_k = 0             ->  gamma = -a_k / w_k  (> 0 only; lasso mode)
     Scalar gamma = C - lambda;
     Event event = Event::kStop;
     Index who = -1;
@@ -208,7 +210,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         }
       }
     }
-    for (Index k = 0; k < n; ++k) {
+    for (Index k = 0; k < n && lasso; ++k) {
       if (direction_(k) == Scalar(0)) continue;
       const Scalar g = -active_code_(k) / direction_(k);
       if (g > Scalar(0) && g < gamma) {
@@ -251,10 +253,13 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     L.solveInPlace(work_.head(n));
     L.transpose().solveInPlace(work_.head(n));
   }
-  // In exact arithmetic the signs agree with s_A; if rounding flipped one (a coefficient
-  // at ~0 on a degenerate path), the path value is the better answer.
+  // The same formula holds in LAR mode, where c_A = C s_A too (s_A: signs of the
+  // correlations) although coefficients may have crossed zero.
+  // Lasso: in exact arithmetic the signs agree with s_A; if rounding flipped one (a
+  // coefficient at ~0 on a degenerate path), the path value is the better answer.
   bool signs_agree = true;
-  for (Index k = 0; k < n; ++k) signs_agree = signs_agree && !(work_(k) * active_sign_(k) < 0);
+  for (Index k = 0; k < n && lasso; ++k)
+    signs_agree = signs_agree && !(work_(k) * active_sign_(k) < 0);
   if (signs_agree) active_code_.head(n) = work_.head(n);
 
   Index nonzeros = 0;

@@ -44,4 +44,14 @@ Index BatchEncoder::encode(const Matrix& gram, const Matrix& dtx, const Vector& 
   return nonzeros;
 }
 
+void sample_objectives(const CoderOptions& options, const Matrix& residual, const Matrix& codes,
+                       Vector& reconstruction, Vector& penalty) {
+  DICTLEARN_ASSERT(residual.cols() == codes.cols());
+  reconstruction = 0.5 * residual.colwise().squaredNorm().transpose();
+  if (options.kind == CoderKind::lars)
+    penalty = options.lars.lambda * codes.cwiseAbs().colwise().sum().transpose();
+  else
+    penalty = Vector::Zero(codes.cols());
+}
+
 }  // namespace dictlearn

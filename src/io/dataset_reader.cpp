@@ -76,6 +76,29 @@ void DatasetReader::read_rows(Index begin, Index count, double* out) {
                        location_.describe(), "' failed"));
 }
 
+std::string DatasetReader::root_attribute(const std::string& name,
+                                         const std::string& fallback) const {
+  if (H5Aexists_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT) <= 0) return fallback;
+  h5::Handle attr = h5::attribute(H5Aopen_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!attr) return fallback;
+  h5::Handle type = h5::datatype(H5Aget_type(attr.get()));
+  if (H5Tget_class(type.get()) != H5T_STRING) return fallback;
+  h5::Handle memory = h5::datatype(H5Tcopy(H5T_C_S1));
+  if (H5Tis_variable_str(type.get()) > 0) {
+    H5Tset_size(memory.get(), H5T_VARIABLE);
+    char* text = nullptr;
+    if (H5Aread(attr.get(), memory.get(), &text) < 0 || text == nullptr) return fallback;
+    std::string value(text);
+    H5free_memory(text);
+    return value;
+  }
+  const size_t size = H5Tget_size(type.get());
+  std::string value(size, '\0');
+  H5Tset_size(memory.get(), size);
+  if (H5Aread(attr.get(), memory.get(), value.data()) < 0) return fallback;
+  return value.substr(0, value.find('\0'));
+}
+
 Matrix DatasetReader::read_all() {
   Matrix all(cols_, rows_);
   read_rows(0, rows_, all.data());

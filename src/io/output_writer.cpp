@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "dictlearn/core/error.hpp"
@@ -36,6 +37,24 @@ OutputWriter::OutputWriter(const std::string& path)
   if (!file_)
     throw Error(cat("cannot create output file '", temporary_path_,
                     "' (does the directory exist and is it writable?)"));
+}
+
+OutputWriter OutputWriter::reopen(const std::string& temporary_path, const std::string& path) {
+  h5::silence_library_errors();
+  OutputWriter writer;
+  writer.path_ = path;
+  writer.temporary_path_ = temporary_path;
+  writer.file_ = h5::file(H5Fopen(temporary_path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+  if (!writer.file_) throw Error(cat("cannot reopen '", temporary_path, "'"));
+  return writer;
+}
+
+OutputWriter::OutputWriter(OutputWriter&& other) noexcept
+    : path_(std::move(other.path_)),
+      temporary_path_(std::move(other.temporary_path_)),
+      file_(std::move(other.file_)),
+      committed_(other.committed_) {
+  other.committed_ = true;  // the moved-from writer owns nothing to clean up
 }
 
 OutputWriter::~OutputWriter() {
@@ -99,6 +118,39 @@ void OutputWriter::set_attribute(const std::string& object, const std::string& k
 void OutputWriter::set_attribute(const std::string& object, const std::string& key,
                                  long long value) {
   write_attribute(file_.get(), object, key, H5T_NATIVE_LLONG, &value);
+}
+
+void OutputWriter::set_attribute(const std::string& object, const std::string& key,
+                                 const std::vector<long long>& values) {
+  h5::Handle target = open_object(file_.get(), object);
+  if (H5Aexists(target.get(), key.c_str()) > 0) H5Adelete(target.get(), key.c_str());
+  const hsize_t dims[1] = {hsize_t(values.size())};
+  h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(1, dims, nullptr), "H5Screate"));
+  h5::Handle attr = h5::attribute(h5::check(H5Acreate2(target.get(), key.c_str(), H5T_STD_I64LE,
+                                                       space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                            cat("cannot create attribute '", key, "'")));
+  h5::check_status(H5Awrite(attr.get(), H5T_NATIVE_LLONG, values.data()),
+                   cat("cannot write attribute '", key, "'"));
+}
+
+void OutputWriter::set_attributes(const std::string& object,
+                                  const std::vector<std::pair<std::string, std::string>>& values) {
+  for (const auto& [key, value] : values) {
+    char* end = nullptr;
+    if (!value.empty()) {
+      const long long integer = std::strtoll(value.c_str(), &end, 10);
+      if (*end == '\0') {
+        set_attribute(object, key, integer);
+        continue;
+      }
+      const double number = std::strtod(value.c_str(), &end);
+      if (*end == '\0') {
+        set_attribute(object, key, number);
+        continue;
+      }
+    }
+    set_attribute(object, key, value);
+  }
 }
 
 void OutputWriter::commit() {

@@ -132,6 +132,10 @@ const std::vector<KeyHandler>& handlers() {
                         "empty: the embedded synthetic dataset", &RunConfig::input),
       text_key("output", "result file (HDF5: /dictionary K x d, /history, parameters as attributes)",
                &RunConfig::output),
+      text_key("dictionary", "encode: the dictionary FILE[:/DATASET] (K x d, default /dictionary), "
+                             "e.g. the output of train", &RunConfig::dictionary),
+      flag_key("dense", "encode: also write the dense codes /codes_dense (N x K)",
+               [](RunConfig& c) -> bool& { return c.dense; }),
       text_key("dictionary-init", "initial dictionary FILE[:/DATASET] (K x d, default /dictionary); "
                                   "empty: K random samples", &RunConfig::dictionary_init),
       integer_key("atoms", "number of atoms K", [](RunConfig& c) -> Index& { return c.train.atoms; }),
@@ -200,6 +204,12 @@ const std::vector<KeyHandler>& handlers() {
   return all;
 }
 
+// Keys of `encode`; everything else except these encode-only ones belongs to `train`.
+const std::set<std::string> kEncodeKeys = {"input", "output", "dictionary", "dense", "coder",
+                                           "lambda", "positive-codes", "nonzeros", "tolerance",
+                                           "normalize", "threads", "read-chunk"};
+const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
+
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {
   for (const KeyHandler& handler : handlers())
     if (handler.key.name == key) return handler;
@@ -217,9 +227,14 @@ const std::vector<ConfigKey>& config_keys() {
   return keys;
 }
 
+bool key_applies(const std::string& key, Command command) {
+  return command == Command::encode ? kEncodeKeys.count(key) > 0 : kEncodeOnlyKeys.count(key) == 0;
+}
+
 void set_config_value(RunConfig& config, const std::string& key, const std::string& value,
                       const std::string& origin) {
   find_handler(key, origin).set(config, value, origin);
+  config.given.insert(key);
 }
 
 std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& config) {
@@ -229,7 +244,27 @@ std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& 
   return values;
 }
 
-void apply_yaml_file(RunConfig& config, const std::string& path) {
+std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& config,
+                                                               Command command) {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const KeyHandler& handler : handlers())
+    if (key_applies(handler.key.name, command))
+      values.emplace_back(handler.key.name, handler.get(config));
+  return values;
+}
+
+namespace {
+const char* command_name(Command command) { return command == Command::train ? "train" : "encode"; }
+
+void check_applies(const std::string& key, Command command, const std::string& origin) {
+  find_handler(key, origin);  // unknown keys first
+  if (!key_applies(key, command))
+    throw Error(cat(origin, ": key '", key, "' does not apply to 'dictlearn ",
+                    command_name(command), "'"));
+}
+}  // namespace
+
+static void apply_yaml(RunConfig& config, const std::string& path, Command command) {
   if (!std::filesystem::is_regular_file(path))
     throw Error(cat("config file '", path, "' does not exist or is not a file"));
   YAML::Node root;
@@ -249,14 +284,20 @@ void apply_yaml_file(RunConfig& config, const std::string& path) {
     if (!seen.insert(key).second) throw Error(cat(origin, ": key given twice"));
     if (!entry.second.IsScalar() && !entry.second.IsNull())
       throw Error(cat(origin, ": expected a single value"));
+    check_applies(key, command, origin);
     set_config_value(config, key, entry.second.IsNull() ? "" : entry.second.Scalar(), origin);
   }
 }
 
-RunConfig parse_train_arguments(const std::vector<std::string>& arguments) {
+void apply_yaml_file(RunConfig& config, const std::string& path) {
+  apply_yaml(config, path, Command::train);
+}
+
+RunConfig parse_arguments(Command command, const std::vector<std::string>& arguments) {
   RunConfig config;
   size_t i = 0;
-  if (!arguments.empty() && arguments[0].rfind("--", 0) != 0) apply_yaml_file(config, arguments[i++]);
+  if (!arguments.empty() && arguments[0].rfind("--", 0) != 0)
+    apply_yaml(config, arguments[i++], command);
   for (; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
     if (argument.rfind("--", 0) != 0)
@@ -270,6 +311,7 @@ RunConfig parse_train_arguments(const std::vector<std::string>& arguments) {
       has_value = true;
     }
     const KeyHandler& handler = find_handler(key, "--" + key);
+    check_applies(key, command, "--" + key);
     if (!has_value) {
       const bool next_is_value = i + 1 < arguments.size() && arguments[i + 1].rfind("--", 0) != 0;
       if (handler.key.is_flag && !next_is_value) {
@@ -281,6 +323,7 @@ RunConfig parse_train_arguments(const std::vector<std::string>& arguments) {
       }
     }
     handler.set(config, value, "--" + key);
+    config.given.insert(key);
   }
   return config;
 }

@@ -26,20 +26,7 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
                      columns);
   if (summary.true_dictionary != nullptr)
     writer.write_columns_as_rows("/true_dictionary", *summary.true_dictionary);
-  // Numbers are stored as numbers so that h5py returns them ready to use.
-  for (const auto& [key, value] : config_values(config)) {
-    char* end = nullptr;
-    const long long integer = value.empty() ? 0 : std::strtoll(value.c_str(), &end, 10);
-    if (!value.empty() && *end == '\0') {
-      writer.set_attribute("/", key, integer);
-      continue;
-    }
-    const double number = value.empty() ? 0.0 : std::strtod(value.c_str(), &end);
-    if (!value.empty() && *end == '\0')
-      writer.set_attribute("/", key, number);
-    else
-      writer.set_attribute("/", key, value);
-  }
+  writer.set_attributes("/", config_values(config, Command::train));
   writer.set_attribute("/", "dictlearn_version", std::string(DICTLEARN_VERSION));
   writer.set_attribute("/", "ranks", (long long)summary.ranks);
   writer.set_attribute("/", "samples", (long long)summary.samples);

@@ -122,7 +122,8 @@ TEST_CASE("config: boolean flags alone, with a value, and before another flag", 
   CHECK(contains(error_of([] { parse_train_arguments({"--atoms"}); }), "--atoms: missing value"));
   // The schema marks exactly the booleans as flags.
   for (const auto& key : dictlearn::config_keys())
-    CHECK(key.is_flag == (key.name == "positive-codes" || key.name == "replace-atoms"));
+    CHECK(key.is_flag == (key.name == "positive-codes" || key.name == "replace-atoms" ||
+                           key.name == "dense"));
 }
 
 TEST_CASE("config: the command line overrides the YAML file", "[config]") {
@@ -289,6 +290,8 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.synthetic.sparsity = 2;
   c.synthetic.snr_db = -2.5;
   c.synthetic.seed = 987654321;
+  c.dictionary = "dict.h5:/D";
+  c.dense = true;
 
   const auto values = dictlearn::config_values(c);
   const auto defaults = values_of(RunConfig());
@@ -309,15 +312,26 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   CHECK(back.train.coder.omp.tolerance == c.train.coder.omp.tolerance);
   CHECK(back.train.forget_rate == c.train.forget_rate);
   CHECK(back.train.seed == c.train.seed);
-  // ... through the command line ...
-  Args args;
-  for (const auto& [key, value] : values) args.push_back("--" + key + "=" + value);
-  CHECK(dictlearn::config_values(parse_train_arguments(args)) == values);
-  // ... and through a YAML file (values quoted: "in put.h5:/group/X" has a ": ").
-  std::string text;
-  for (const auto& [key, value] : values) text += key + ": \"" + value + "\"\n";
-  const TempYaml yaml(text);
-  CHECK(dictlearn::config_values(parse_train_arguments({yaml.path()})) == values);
+  // ... through the command line and a YAML file (values quoted: "in put.h5:/group/X"
+  // has a ": "), for each command with its own keys.
+  for (const auto command : {dictlearn::Command::train, dictlearn::Command::encode}) {
+    const auto own = dictlearn::config_values(c, command);
+    Args args;
+    for (const auto& [key, value] : own) args.push_back("--" + key + "=" + value);
+    CHECK(dictlearn::config_values(dictlearn::parse_arguments(command, args), command) == own);
+    std::string text;
+    for (const auto& [key, value] : own) text += key + ": \"" + value + "\"\n";
+    const TempYaml yaml(text);
+    CHECK(dictlearn::config_values(dictlearn::parse_arguments(command, {yaml.path()}), command) ==
+          own);
+  }
+}
+
+TEST_CASE("config: a key of another command is refused with its name", "[config]") {
+  CHECK_THROWS_WITH(parse_train_arguments({"--dictionary", "d.h5"}),
+                    Catch::Contains("key 'dictionary' does not apply to 'dictlearn train'"));
+  CHECK_THROWS_WITH(dictlearn::parse_arguments(dictlearn::Command::encode, {"--epochs", "3"}),
+                    Catch::Contains("key 'epochs' does not apply to 'dictlearn encode'"));
 }
 
 TEST_CASE("config: unsigned seeds round-trip over their whole range", "[config]") {

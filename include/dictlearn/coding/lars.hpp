@@ -13,6 +13,18 @@
 // On return the code satisfies the lasso optimality (KKT) conditions
 //   |(D^T x - G a)_j| <= lambda for all j, and = lambda sign(a_j) where a_j != 0
 // to rounding accuracy (the active coefficients are re-solved once at the end).
+//
+// LAR mode (LarsOptions::lasso = false): plain Least Angle Regression (Efron et al., sec. 2),
+// scikit-learn's lars_path(method='lar') behind Lars(n_nonzero_coefs=m) and
+// sparse_encode(algorithm='lars', n_nonzero_coefs=m). The path is the same equiangular walk
+// from lambda = +inf, but an active coefficient that crosses zero stays active (no lasso drop
+// step), so every step adds one atom. The active correlations keep |c_j| = C with s_j the
+// sign of c_j (not of a_j), and C >= |c_j| for every inactive j. With max_active = m and
+// lambda = 0 the result is the point where the m-th atom has joined and the path has moved on
+// until an (m+1)-th would join (or until C = 0, an exact fit, if that comes first). The code
+// is then not a lasso solution when some coefficient has changed sign on the way.
+// scikit-learn differs after such a sign change (it flips that atom's sign in the direction
+// and skips the next join), so codes agree until the first sign change of a path.
 #include "dictlearn/core/types.hpp"
 
 namespace dictlearn {
@@ -24,6 +36,11 @@ struct LarsOptions {
   /// exact lasso solution for the larger lambda' >= lambda at which one more atom would
   /// have entered.
   Index max_active = 0;
+  /// true: LARS-lasso (the default). false: plain LAR (no drop when a coefficient crosses
+  /// zero); the path still stops at C = lambda, so scikit-learn's 'lars' coder with
+  /// n_nonzero_coefs = m is {lambda = 0, max_active = m, lasso = false}. LAR does not
+  /// support `positive` (as in scikit-learn).
+  bool lasso = true;
 };
 
 /// A reusable LARS-lasso solver. All workspace is allocated in the constructor, so a

@@ -40,4 +40,9 @@ class BatchEncoder {
   std::vector<BatchOmp<double>> omp_;
 };
 
+/// Per-sample terms of the coder's own objective, from the residuals R = X - D C (d x n)
+/// and the codes (K x n): lars: 0.5||r||^2 and lambda||a||_1; omp: 0.5||r||^2 and 0.
+void sample_objectives(const CoderOptions& options, const Matrix& residual, const Matrix& codes,
+                       Vector& reconstruction, Vector& penalty);
+
 }  // namespace dictlearn

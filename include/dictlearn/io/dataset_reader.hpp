@@ -34,6 +34,9 @@ class DatasetReader {
   /// after row, i.e. a column-major cols x count matrix), converting to double.
   void read_rows(Index begin, Index count, double* out);
 
+  /// A string attribute of the file's root group, or `fallback` if there is none.
+  std::string root_attribute(const std::string& name, const std::string& fallback) const;
+
   /// Reads the whole dataset on every rank (for small data such as a dictionary):
   /// a cols x rows column-major matrix.
   Matrix read_all();

@@ -5,6 +5,7 @@
 // commit(), so an existing output is never half-overwritten; a writer destroyed without
 // commit() removes its temporary file.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dictlearn/core/types.hpp"
@@ -16,6 +17,10 @@ class OutputWriter {
  public:
   /// Serial (one process): creates `path`.tmp.<pid>; throws Error if it cannot.
   explicit OutputWriter(const std::string& path);
+  /// Serial: reopens a complete temporary file (written collectively by all ranks) to add
+  /// attributes before commit() renames it onto `path`.
+  static OutputWriter reopen(const std::string& temporary_path, const std::string& path);
+  OutputWriter(OutputWriter&& other) noexcept;
   ~OutputWriter();
   OutputWriter(const OutputWriter&) = delete;
   OutputWriter& operator=(const OutputWriter&) = delete;
@@ -28,11 +33,18 @@ class OutputWriter {
   void set_attribute(const std::string& object, const std::string& key, const std::string& value);
   void set_attribute(const std::string& object, const std::string& key, double value);
   void set_attribute(const std::string& object, const std::string& key, long long value);
+  void set_attribute(const std::string& object, const std::string& key,
+                     const std::vector<long long>& values);
+  /// Text values that parse as integers or numbers are stored as numbers (so h5py returns
+  /// them ready to use), the others as strings.
+  void set_attributes(const std::string& object,
+                      const std::vector<std::pair<std::string, std::string>>& values);
 
   /// Flushes, closes and atomically renames the temporary file onto the target path.
   void commit();
 
  private:
+  OutputWriter() = default;
   std::string path_;
   std::string temporary_path_;
   h5::Handle file_;

@@ -1,8 +1,9 @@
 #pragma once
-// One configuration schema for `dictlearn train`, shared by YAML files and command-line
-// flags: a YAML key and a flag have the same name (`batch-size: 512` == `--batch-size 512`),
+// One configuration schema for the `dictlearn` commands (train, encode), shared by YAML
+// files and command-line flags: a YAML key and a flag have the same name (`batch-size: 512` == `--batch-size 512`),
 // the command line overrides the file, and an unknown key or a bad value is an error
 // that names it. Algorithm code never sees text: this layer fills TrainOptions.
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,9 +13,14 @@
 
 namespace dictlearn {
 
+enum class Command { train, encode };
+
 struct RunConfig {
   RunConfig() { train.coder.lars.lambda = 0.1; }  // suits the embedded synthetic data
-  TrainOptions train;
+  TrainOptions train;                 ///< train; encode uses its coder and normalize
+  std::string dictionary;             ///< encode: FILE[:/DATASET] of the dictionary (K x d)
+  bool dense = false;                 ///< encode: also write /codes_dense (N x K)
+  std::set<std::string> given;        ///< keys set explicitly (file or command line)
   std::string input;            ///< "FILE[:/DATASET]"; empty: the synthetic generator
   std::string output = "dictionary.h5";
   std::string dictionary_init;  ///< "FILE[:/DATASET]" (K x d), empty: seeded samples
@@ -32,6 +38,9 @@ struct ConfigKey {
 /// All keys, in the order `--help` lists them.
 const std::vector<ConfigKey>& config_keys();
 
+/// Whether `key` is meaningful for `command` (others are refused with a clear error).
+bool key_applies(const std::string& key, Command command);
+
 /// Sets one key from its text value; `origin` prefixes error messages ("--lambda",
 /// "run.yaml:12: lambda"). Throws Error on an unknown key or a bad value.
 void set_config_value(RunConfig& config, const std::string& key, const std::string& value,
@@ -39,12 +48,19 @@ void set_config_value(RunConfig& config, const std::string& key, const std::stri
 
 /// Current value of every key as text (for `--help` defaults and output attributes).
 std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& config);
+/// The same, restricted to the keys of one command.
+std::vector<std::pair<std::string, std::string>> config_values(const RunConfig& config,
+                                                               Command command);
 
 /// Applies a YAML mapping of key: scalar. Throws Error with file and line on a syntax
 /// error, a non-scalar value or an unknown key.
 void apply_yaml_file(RunConfig& config, const std::string& path);
 
-/// Parses `[CONFIG.yaml] [--key value | --key=value | --flag]...`.
-RunConfig parse_train_arguments(const std::vector<std::string>& arguments);
+/// Parses `[CONFIG.yaml] [--key value | --key=value | --flag]...` for a command; a key
+/// that does not apply to the command is an error naming it.
+RunConfig parse_arguments(Command command, const std::vector<std::string>& arguments);
+inline RunConfig parse_train_arguments(const std::vector<std::string>& arguments) {
+  return parse_arguments(Command::train, arguments);
+}
 
 }  // namespace dictlearn
