@@ -143,7 +143,7 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   }
   const Index epochs = config.train.epochs;
   const auto progress = [&](const EpochRecord& r) {
-    if (!comm.is_root()) return;
+    if (!comm.is_root()) return true;
     const double eta = r.elapsed / double(r.epoch) * double(epochs - r.epoch);
     std::printf("epoch %lld/%lld  objective %.6g  nnz %.2f  samples/s %.0f  elapsed %s  ETA %s",
                 (long long)r.epoch, (long long)epochs, r.objective, r.mean_nonzeros,
@@ -152,6 +152,7 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     if (r.replaced_atoms > 0) std::printf("  replaced %lld", (long long)r.replaced_atoms);
     std::printf("\n");
     std::fflush(stdout);
+    return true;
   };
   const TrainResult result = train(comm, data, config.train, initial, progress);
 
@@ -167,6 +168,9 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     if (comm.is_root()) write_train_output(config.output, config, result, summary);
   });
   if (comm.is_root()) {
+    if (Index(result.history.size()) < epochs)
+      std::printf("stopped after epoch %lld: the objective changed by less than tol = %g\n",
+                  (long long)result.history.size(), config.train.tol);
     if (synthetic)
       std::printf("recovered %.1f%% of the %lld true atoms (|cos| > 0.99)\n",
                   100.0 * summary.recovered_fraction, (long long)synthetic->true_dictionary().cols());

@@ -53,9 +53,14 @@ Index CoordinateDescentLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     if (code(k) != Scalar(0)) correlation_ -= code(k) * gram.col(k);
   }
 
+  // scikit-learn's stopping logic: the gap is evaluated after a sweep whose largest
+  // coefficient change is below tol * max_k |a_k| (or that left a = 0), and after the last.
+  const Scalar change_tol = static_cast<Scalar>(options.tol);
   sweeps_ = 0;
-  gap_ = gap(dtx, x_sqnorm, lambda, positive, code);
-  while (!(gap_ <= target) && sweeps_ < options.max_iter) {
+  if (options.max_iter == 0) gap_ = gap(dtx, x_sqnorm, lambda, positive, code);
+  while (sweeps_ < options.max_iter) {
+    Scalar max_change = Scalar(0);  // max_k |a_k_new - a_k_old| over the sweep
+    Scalar max_code = Scalar(0);    // max_k |a_k| after the sweep
     for (Index k = 0; k < K; ++k) {
       const Scalar gkk = gram(k, k);
       if (gkk == Scalar(0)) continue;  // empty atom: its coefficient stays 0
@@ -74,9 +79,15 @@ Index CoordinateDescentLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         code(k) = next;
         correlation_ -= delta * gram.col(k);  // c -= (a_k_new - a_k_old) G[:, k]
       }
+      max_change = std::max(max_change, std::abs(delta));
+      max_code = std::max(max_code, std::abs(next));
     }
     ++sweeps_;
-    gap_ = gap(dtx, x_sqnorm, lambda, positive, code);
+    if (max_code == Scalar(0) || max_change < change_tol * max_code ||
+        sweeps_ == options.max_iter) {
+      gap_ = gap(dtx, x_sqnorm, lambda, positive, code);
+      if (gap_ <= target) break;
+    }
   }
 
   Index nonzeros = 0;

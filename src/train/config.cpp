@@ -161,6 +161,8 @@ const std::vector<KeyHandler>& handlers() {
                   [](RunConfig& c) -> Index& { return c.train.batch_size; }),
       integer_key("epochs", "passes over the data",
                   [](RunConfig& c) -> Index& { return c.train.epochs; }),
+      number_key("tol", "stop when the epoch objective changes by <= tol relative (0: run all epochs)",
+                 [](RunConfig& c) -> double& { return c.train.tol; }),
       integer_key("seed", "seed of shuffling and initialisation",
                   [](RunConfig& c) -> std::uint64_t& { return c.train.seed; }),
       choice_key("normalize", "per-sample preprocessing: none, center, unit, center-unit",

@@ -45,6 +45,7 @@ void validate(const TrainOptions& o) {
   }
   if (o.batch_size < 1) throw Error(cat("batch-size must be >= 1 (got ", o.batch_size, ")"));
   if (o.epochs < 1) throw Error(cat("epochs must be >= 1 (got ", o.epochs, ")"));
+  if (!(o.tol >= 0.0)) throw Error("tol must be >= 0");
   if (o.virtual_shards < 1) throw Error("virtual-shards must be >= 1");
   if (o.chunk_rows < 1) throw Error("read-chunk is too small for one sample");
   if (!(o.forget_rate > 0.0) || !std::isfinite(o.forget_rate))
@@ -98,14 +99,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     dictionary = initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
   }
 
-  const bool lasso = options.coder.kind == CoderKind::lars;
-  const double lambda = options.coder.lars.lambda;
   BatchEncoder encoder(options.coder, K, threads);
   MinibatchLoader loader(source, schedule, comm.rank(), comm.size());
   PackedStatistics packed(K, d, kUsage + K);
   Matrix gram(K, K), a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
   Matrix x, dtx, codes, residual;
-  Vector x_sqnorms, residuals;
+  Vector x_sqnorms, residuals, reconstruction, penalty;
   std::vector<Index> rows;
   Vector usage = Vector::Zero(K);
   double window_samples = 0.0;
@@ -171,8 +170,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
 
       packed.pack(x, codes);
       double* extras = packed.extras();
-      extras[kObjective] =
-          0.5 * residuals.sum() + (lasso ? lambda * codes.cwiseAbs().sum() : 0.0);
+      sample_objectives(options.coder, residual, codes, reconstruction, penalty);
+      extras[kObjective] = reconstruction.sum() + penalty.sum();
       extras[kNonzeros] = double(nonzeros);
       extras[kSamples] = double(n);
       extras[kFailed] = failure.empty() ? 0.0 : 1.0;
@@ -215,7 +214,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     record.samples_per_second = sample_sum / std::max(record.seconds, 1e-9);
     record.replaced_atoms = replaced;
     result.history.push_back(record);
-    if (on_epoch) on_epoch(record);
+    if (on_epoch && !on_epoch(record)) break;
+    // Relative change of the epoch objective (identical on every rank: reduced values).
+    if (options.tol > 0.0 && result.history.size() >= 2) {
+      const double previous = result.history[result.history.size() - 2].objective;
+      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous)) break;
+    }
   }
   return result;
 }

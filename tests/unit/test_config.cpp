@@ -273,6 +273,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.update_every = dictlearn::UpdateSchedule::epoch;
   c.train.batch_size = 1000;
   c.train.epochs = 3;
+  c.train.tol = 1e-5 / 3.0;
   c.train.seed = 1234567890123456789ULL;
   c.train.normalize = dictlearn::Normalization::center;
   c.train.threads = 3;

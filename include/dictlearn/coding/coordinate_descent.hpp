@@ -19,10 +19,10 @@
 //   ||r||^2 = ||x||^2 - dtx^T a - a^T c
 //   gap = 0.5 (1 + s^2) ||r||^2 + lambda ||a||_1 - s ||x||^2 + s dtx^T a   (s < 1)
 //   gap = ||r||^2 + lambda ||a||_1 - ||x||^2 + dtx^T a                  (s = 1)
-// is at most tol * ||x||^2. It is evaluated before the first sweep (a warm start that is
-// already optimal costs no sweep) and after every sweep (O(K), cheaper than the sweep).
-// scikit-learn evaluates it only when the largest coefficient change of a sweep is below
-// tol * max|a|, so it may do a few more sweeps than this solver on the same problem.
+// is at most tol * ||x||^2. As in scikit-learn, the gap is evaluated only after a sweep whose
+// largest coefficient change is below tol * max_k |a_k| (or that left a = 0), and after the
+// last sweep, so the iterates and the stopping sweep are scikit-learn's (up to rounding).
+// A warm start from the solution therefore costs one sweep.
 #include "dictlearn/core/types.hpp"
 
 namespace dictlearn {
@@ -49,9 +49,10 @@ class CoordinateDescentLasso {
               Scalar x_sqnorm, const CoordinateDescentOptions& options,
               Eigen::Ref<VectorT<Scalar>> code);
 
-  /// Sweeps done by the last solve() (0 if the initial code already met the tolerance).
+  /// Sweeps done by the last solve().
   Index sweeps() const { return sweeps_; }
-  /// Duality gap of the code returned by the last solve() (compare with tol * ||x||^2).
+  /// Duality gap of the code returned by the last solve() (compare with tol * ||x||^2); it
+  /// exceeds that only when max_iter sweeps were not enough.
   Scalar duality_gap() const { return gap_; }
 
  private:

@@ -46,6 +46,7 @@ struct TrainOptions {
   UpdateSchedule update_every = UpdateSchedule::minibatch;
   Index batch_size = 256;            ///< global minibatch size B
   Index epochs = 10;
+  double tol = 0.0;                  ///< stop once |f_prev - f| <= tol |f_prev| (0: never)
   std::uint64_t seed = 0;            ///< shuffling, initialisation
   Normalization normalize = Normalization::none;
   Index virtual_shards = 24;         ///< see MinibatchSchedule; must be >= ranks
@@ -72,7 +73,9 @@ struct TrainResult {
   std::vector<EpochRecord> history;
 };
 
-using EpochCallback = std::function<void(const EpochRecord&)>;
+/// Called on every rank after each epoch with the same record; returning false stops the
+/// run after this epoch (like scikit-learn's callback). Must return the same on all ranks.
+using EpochCallback = std::function<bool(const EpochRecord&)>;
 
 /// Collective over `comm`. `initial_dictionary` (d x K, unit columns) may be empty, then
 /// K seeded samples are used. Throws Error on every rank on a failure of any rank.
