@@ -26,8 +26,7 @@ Scalar CoordinateDescentLasso<Scalar>::gap(const Eigen::Ref<const VectorT<Scalar
   // Dual point theta = s r with s = min(1, lambda / dual_norm), feasible: |D^T theta| <= lambda.
   const Scalar s = dual_norm > lambda ? lambda / dual_norm : Scalar(1);
   // gap = P(a) - D(theta) = 0.5 ||r||^2 + lambda ||a||_1 - 0.5 ||x||^2 + 0.5 ||x - s r||^2.
-  return Scalar(0.5) * (Scalar(1) + s * s) * r_sqnorm + lambda * l1 - s * x_sqnorm +
-         s * dtx_dot_a;
+  return Scalar(0.5) * (Scalar(1) + s * s) * r_sqnorm + lambda * l1 - s * x_sqnorm + s * dtx_dot_a;
 }
 
 template <typename Scalar>
@@ -72,7 +71,7 @@ Index CoordinateDescentLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         next = std::max(z - lambda, Scalar(0)) / gkk;  // a_k = max(z - lambda, 0) / G_kk
       } else {
         const Scalar shrunk = std::max(std::abs(z) - lambda, Scalar(0));  // |S(z, lambda)|
-        next = (z < Scalar(0) ? -shrunk : shrunk) / gkk;                   // a_k = S(z, l) / G_kk
+        next = (z < Scalar(0) ? -shrunk : shrunk) / gkk;                  // a_k = S(z, l) / G_kk
       }
       const Scalar delta = next - old;
       if (delta != Scalar(0)) {

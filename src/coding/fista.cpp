@@ -35,11 +35,11 @@ Scalar largest_eigenvalue(const MatrixT<Scalar>& gram, Index iterations, VectorT
   v.normalize();
   Scalar rho = Scalar(0);
   for (Index it = 0; it < iterations; ++it) {
-    w.noalias() = gram * v;              // w = G v
-    const Scalar next = v.dot(w);        // Rayleigh quotient v^T G v (||v|| = 1)
+    w.noalias() = gram * v;        // w = G v
+    const Scalar next = v.dot(w);  // Rayleigh quotient v^T G v (||v|| = 1)
     const Scalar norm = w.norm();
-    if (!(norm > Scalar(0))) break;      // v in the null space of G
-    v = w / norm;                        // v = G v / ||G v||
+    if (!(norm > Scalar(0))) break;  // v in the null space of G
+    v = w / norm;                    // v = G v / ||G v||
     const bool settled = std::abs(next - rho) <= Scalar(1e-6) * next;
     rho = next;
     if (settled) break;
@@ -111,8 +111,7 @@ Scalar lipschitz_constant(const MatrixT<Scalar>& gram, Index iterations) {
 }
 
 template <typename Scalar>
-Scalar fista_loss(const Eigen::Ref<const VectorT<Scalar>>& residual,
-                  const FistaOptions& options) {
+Scalar fista_loss(const Eigen::Ref<const VectorT<Scalar>>& residual, const FistaOptions& options) {
   check_options<Scalar>(options);
   const Scalar delta = static_cast<Scalar>(options.huber_delta);
   const Scalar p = static_cast<Scalar>(options.power);
@@ -133,8 +132,7 @@ Scalar fista_penalty(const Eigen::Ref<const VectorT<Scalar>>& code, const FistaO
 template <typename Scalar>
 Scalar fista_objective(const Eigen::Ref<const VectorT<Scalar>>& x,
                        const MatrixT<Scalar>& dictionary,
-                       const Eigen::Ref<const VectorT<Scalar>>& code,
-                       const FistaOptions& options) {
+                       const Eigen::Ref<const VectorT<Scalar>>& code, const FistaOptions& options) {
   DICTLEARN_ASSERT(dictionary.rows() == x.size() && dictionary.cols() == code.size());
   const VectorT<Scalar> residual = x - dictionary * code;  // r = x - D a
   return fista_loss<Scalar>(residual, options) + fista_penalty<Scalar>(code, options);
@@ -179,7 +177,7 @@ Fista<Scalar>::Fista(Index n_atoms, Index dimension)
 
 template <typename Scalar>
 void Fista<Scalar>::prox_step(Scalar L, Scalar lambda, Scalar gamma, bool positive) {
-  const Scalar threshold = lambda / L;                       // lambda * step
+  const Scalar threshold = lambda / L;                                 // lambda * step
   const Scalar shrink = Scalar(1) / (Scalar(1) + lambda * gamma / L);  // 1 / (1 + l g step)
   for (Index k = 0; k < n_atoms_; ++k) {
     const Scalar z = y_(k) - grad_(k) / L;  // z = y - grad f(y) / L
@@ -232,8 +230,8 @@ Index Fista<Scalar>::solve(const MatrixT<Scalar>& gram,
   // Step constant: given; or, for backtracking, start at max_j G_jj <= lambda_max(G);
   // or lambda_max(G) by power iteration (grad_ and trial_ serve as its workspace).
   Scalar L = static_cast<Scalar>(options.lipschitz);
-  if (!(L > Scalar(0))) L = backtracking ? gram.diagonal().maxCoeff()
-                                         : largest_eigenvalue(gram, 100, grad_, trial_);
+  if (!(L > Scalar(0)))
+    L = backtracking ? gram.diagonal().maxCoeff() : largest_eigenvalue(gram, 100, grad_, trial_);
   iterations_ = 0;
   lipschitz_ = L;
   if (!(L > Scalar(0))) {
@@ -273,10 +271,12 @@ Index Fista<Scalar>::solve(const MatrixT<Scalar>& gram,
       residual_y_ = residual_ + beta * (residual_ - residual_prev_);
       for (Index i = 0; i < dimension_; ++i) {
         const Scalar r = residual_y_(i);
-        loss_slope_(i) = half_loss_slope(r, loss, delta, p);  // phi'(r_i) = 0.5 L'(r_i)
+        loss_slope_(i) = half_loss_slope(r, loss, delta, p);    // phi'(r_i) = 0.5 L'(r_i)
         if (backtracking) f_y += half_loss(r, loss, delta, p);  // f(y) = sum_i phi(r_i)
       }
-      grad_.noalias() = -(dictionary.transpose() * loss_slope_);  // grad f(y) = -D^T phi'(r)
+      // grad f(y) = -D^T phi'(r) (a negated product would be evaluated into a temporary)
+      grad_.noalias() = dictionary.transpose() * loss_slope_;
+      grad_ = -grad_;
     }
 
     // Proximal gradient step; with backtracking, L <- 2 L until the quadratic model at y
@@ -284,7 +284,7 @@ Index Fista<Scalar>::solve(const MatrixT<Scalar>& gram,
     for (;;) {
       prox_step(L, lambda, gamma, positive);
       if (!backtracking) break;
-      delta_ = trial_ - y_;  // Delta = trial - y
+      delta_ = trial_ - y_;                                         // Delta = trial - y
       const Scalar model = Scalar(0.5) * L * delta_.squaredNorm();  // (L / 2) ||Delta||^2
       if (squared) {
         // f(trial) - f(y) - grad^T Delta = 0.5 Delta^T G Delta, formed directly (no

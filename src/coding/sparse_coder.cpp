@@ -2,44 +2,145 @@
 
 #include <omp.h>
 
+#include <cmath>
+
 #include "dictlearn/core/error.hpp"
 
 namespace dictlearn {
+namespace {
 
-CoderKind parse_coder(const std::string& name) {
-  if (name == "lars") return CoderKind::lars;
-  if (name == "omp") return CoderKind::omp;
-  throw Error(cat("coder: unknown value '", name, "' (expected lars or omp)"));
+const char* const kCoderNames[] = {"lars", "lar", "cd", "omp", "threshold", "fista"};
+
+LarsOptions lars_options(const CoderOptions& o) {
+  LarsOptions lars;
+  if (o.kind == CoderKind::lar) {  // plain LAR from lambda = infinity to `nonzeros` atoms
+    lars.lambda = 0.0;
+    lars.lasso = false;
+    lars.max_active = o.nonzeros;
+  } else {
+    lars.lambda = o.lambda;
+    lars.positive = o.positive;
+  }
+  return lars;
 }
 
-std::string to_string(CoderKind kind) { return kind == CoderKind::lars ? "lars" : "omp"; }
+CoordinateDescentOptions cd_options(const CoderOptions& o) {
+  CoordinateDescentOptions cd;
+  cd.lambda = o.lambda;
+  cd.positive = o.positive;
+  if (o.coder_tol > 0) cd.tol = o.coder_tol;
+  cd.max_iter = o.coder_max_iter;
+  return cd;
+}
 
-BatchEncoder::BatchEncoder(const CoderOptions& options, Index n_atoms, int threads)
+FistaOptions fista_options(const CoderOptions& o) {
+  FistaOptions fista;
+  fista.lambda = o.lambda;
+  fista.gamma = o.elastic_penalty;
+  fista.loss = o.loss;
+  fista.huber_delta = o.huber_delta;
+  fista.power = o.loss_power;
+  fista.positive = o.positive;
+  if (o.coder_tol > 0) fista.tol = o.coder_tol;
+  fista.max_iter = o.coder_max_iter;
+  return fista;
+}
+
+}  // namespace
+
+CoderKind parse_coder(const std::string& name) {
+  for (int k = 0; k < 6; ++k)
+    if (name == kCoderNames[k]) return CoderKind(k);
+  throw Error(cat("coder: unknown value '", name,
+                  "' (expected lars, lar, cd, omp, threshold or fista)"));
+}
+
+std::string to_string(CoderKind kind) { return kCoderNames[int(kind)]; }
+
+Loss parse_loss(const std::string& name) {
+  if (name == "squared") return Loss::squared;
+  if (name == "huber") return Loss::huber;
+  if (name == "power") return Loss::power;
+  throw Error(cat("loss: unknown value '", name, "' (expected squared, huber or power)"));
+}
+
+std::string to_string(Loss loss) {
+  return loss == Loss::squared ? "squared" : loss == Loss::huber ? "huber" : "power";
+}
+
+void validate(const CoderOptions& o) {
+  if (!(o.lambda >= 0.0) || !std::isfinite(o.lambda))
+    throw Error(cat("lambda must be a finite number >= 0 (got ", o.lambda, ")"));
+  if (o.positive && (o.kind == CoderKind::omp || o.kind == CoderKind::lar))
+    throw Error(cat("positive-codes is not available with coder ", to_string(o.kind),
+                    " (as in scikit-learn); use lars, cd, threshold or fista"));
+  if (o.nonzeros < 0) throw Error("nonzeros must be >= 0");
+  if (!(o.tolerance >= 0.0)) throw Error("tolerance must be >= 0");
+  if (o.kind == CoderKind::omp && o.nonzeros == 0 && o.tolerance == 0.0)
+    throw Error("coder omp needs nonzeros > 0 or tolerance > 0");
+  if (o.kind == CoderKind::lar && o.nonzeros < 1) throw Error("coder lar needs nonzeros >= 1");
+  if (!(o.coder_tol >= 0.0)) throw Error("coder-tol must be >= 0");
+  if (o.coder_max_iter < 1) throw Error("coder-max-iter must be >= 1");
+  if (!(o.elastic_penalty >= 0.0) || !std::isfinite(o.elastic_penalty))
+    throw Error("elastic-penalty must be a finite number >= 0");
+  if (!(o.huber_delta > 0.0)) throw Error("huber-delta must be > 0");
+  if (!(o.loss_power > 1.0) || !std::isfinite(o.loss_power))
+    throw Error("loss-power must be a finite number > 1");
+  if (o.kind != CoderKind::fista && (o.loss != Loss::squared || o.elastic_penalty != 0.0))
+    throw Error("loss and elastic-penalty need coder fista");
+}
+
+BatchEncoder::BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim, int threads)
     : options_(options), threads_(threads > 0 ? threads : omp_get_max_threads()) {
   for (int t = 0; t < threads_; ++t) {
-    if (options.kind == CoderKind::lars)
-      lars_.emplace_back(n_atoms);
-    else
-      omp_.emplace_back(n_atoms);
+    switch (options.kind) {
+      case CoderKind::lars:
+      case CoderKind::lar: lars_.emplace_back(n_atoms); break;
+      case CoderKind::cd: cd_.emplace_back(n_atoms); break;
+      case CoderKind::omp: omp_.emplace_back(n_atoms); break;
+      case CoderKind::threshold: threshold_.emplace_back(n_atoms); break;
+      case CoderKind::fista: fista_.emplace_back(n_atoms, dim); break;
+    }
   }
 }
 
-Index BatchEncoder::encode(const Matrix& gram, const Matrix& dtx, const Vector& x_sqnorms,
-                           Matrix& codes) {
+Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const Matrix& x,
+                           const Matrix& dtx, const Vector& x_sqnorms, Matrix& codes) {
   const Index n = dtx.cols();
-  DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n);
-  codes.resize(dtx.rows(), n);
+  DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
+  codes.setZero(dtx.rows(), n);
+  const LarsOptions lars = lars_options(options_);
+  const CoordinateDescentOptions cd = cd_options(options_);
+  FistaOptions fista = fista_options(options_);
+  ThresholdOptions threshold;
+  threshold.lambda = options_.lambda;
+  threshold.positive = options_.positive;
+  OmpOptions omp;
+  omp.nonzeros = options_.nonzeros;
+  omp.tolerance = options_.tolerance;
+  // The step size of FISTA depends on the dictionary only: once per call, not per sample.
+  if (options_.kind == CoderKind::fista) fista.lipschitz = lipschitz_constant<double>(gram);
   Index nonzeros = 0;
-  // Each code depends on its own sample only, so dynamic scheduling (LARS paths vary in
-  // length) keeps results bitwise reproducible whatever thread computes them.
+  // Each code depends on its own sample only, so dynamic scheduling (path lengths vary)
+  // keeps results bitwise reproducible whatever thread computes them.
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 8) reduction(+ : nonzeros)
   for (Index j = 0; j < n; ++j) {
-    const int thread = omp_get_thread_num();
-    if (options_.kind == CoderKind::lars)
-      nonzeros += lars_[size_t(thread)].solve(gram, dtx.col(j), options_.lars, codes.col(j));
-    else
-      nonzeros +=
-          omp_[size_t(thread)].solve(gram, dtx.col(j), x_sqnorms(j), options_.omp, codes.col(j));
+    const size_t t = size_t(omp_get_thread_num());
+    auto code = codes.col(j);
+    switch (options_.kind) {
+      case CoderKind::lars:
+      case CoderKind::lar: nonzeros += lars_[t].solve(gram, dtx.col(j), lars, code); break;
+      case CoderKind::cd: nonzeros += cd_[t].solve(gram, dtx.col(j), x_sqnorms(j), cd, code); break;
+      case CoderKind::omp:
+        nonzeros += omp_[t].solve(gram, dtx.col(j), x_sqnorms(j), omp, code);
+        break;
+      case CoderKind::threshold:
+        nonzeros += threshold_[t].solve(gram, dtx.col(j), threshold, code);
+        break;
+      case CoderKind::fista:
+        nonzeros += fista_[t].solve(gram, dtx.col(j), x.col(j), dictionary, fista, code);
+        break;
+    }
   }
   return nonzeros;
 }
@@ -47,11 +148,22 @@ Index BatchEncoder::encode(const Matrix& gram, const Matrix& dtx, const Vector& 
 void sample_objectives(const CoderOptions& options, const Matrix& residual, const Matrix& codes,
                        Vector& reconstruction, Vector& penalty) {
   DICTLEARN_ASSERT(residual.cols() == codes.cols());
+  const Index n = codes.cols();
+  if (options.kind == CoderKind::fista) {
+    const FistaOptions fista = fista_options(options);
+    reconstruction.resize(n);
+    penalty.resize(n);
+    for (Index j = 0; j < n; ++j) {
+      reconstruction(j) = fista_loss<double>(residual.col(j), fista);
+      penalty(j) = fista_penalty<double>(codes.col(j), fista);
+    }
+    return;
+  }
   reconstruction = 0.5 * residual.colwise().squaredNorm().transpose();
-  if (options.kind == CoderKind::lars)
-    penalty = options.lars.lambda * codes.cwiseAbs().colwise().sum().transpose();
+  if (options.kind == CoderKind::omp || options.kind == CoderKind::lar)
+    penalty = Vector::Zero(n);
   else
-    penalty = Vector::Zero(codes.cols());
+    penalty = options.lambda * codes.cwiseAbs().colwise().sum().transpose();
 }
 
 }  // namespace dictlearn

@@ -56,7 +56,8 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
   out.row_offsets.assign(1, 0);
   Matrix gram(K, K), x, dtx, codes, residual;
   blas::gemm(true, false, 1.0, dictionary, dictionary, 0.0, gram);
-  BatchEncoder encoder(options.coder, K, threads);
+  comm.agree([&] { validate(options.coder); });
+  BatchEncoder encoder(options.coder, K, d, threads);
   Vector x_sqnorms, reconstruction, penalty;
   std::string failure;
   double unused = 0.0;
@@ -83,7 +84,7 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
     dtx.resize(K, count);
     blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
     x_sqnorms = x.colwise().squaredNorm().transpose();
-    encoder.encode(gram, dtx, x_sqnorms, codes);
+    encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes);
     residual = x;
     blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
     sample_objectives(options.coder, residual, codes, reconstruction, penalty);

@@ -139,17 +139,35 @@ const std::vector<KeyHandler>& handlers() {
       text_key("dictionary-init", "initial dictionary FILE[:/DATASET] (K x d, default /dictionary); "
                                   "empty: K random samples", &RunConfig::dictionary_init),
       integer_key("atoms", "number of atoms K", [](RunConfig& c) -> Index& { return c.train.atoms; }),
-      choice_key("coder", "sparse coder: lars (exact lasso) or omp (Batch-OMP, l0)",
+      choice_key("coder", "sparse coder: lars (exact lasso), lar (LARS path to `nonzeros` atoms), "
+                          "cd (coordinate-descent lasso), omp (Batch-OMP, l0), threshold "
+                          "(soft thresholding), fista (elastic net, robust losses)",
                  parse_coder, [](CoderKind k) { return to_string(k); },
                  [](RunConfig& c) -> CoderKind& { return c.train.coder.kind; }),
-      number_key("lambda", "l1 weight of the lasso: 0.5||x - D a||^2 + lambda ||a||_1 (lars)",
-                 [](RunConfig& c) -> double& { return c.train.coder.lars.lambda; }),
-      flag_key("positive-codes", "constrain codes to be >= 0 (lars only)",
-               [](RunConfig& c) -> bool& { return c.train.coder.lars.positive; }),
-      integer_key("nonzeros", "omp: at most this many nonzeros per code (0: no limit)",
-                  [](RunConfig& c) -> Index& { return c.train.coder.omp.nonzeros; }),
+      number_key("lambda", "l1 weight: 0.5||x - D a||^2 + lambda ||a||_1 (lars, cd, threshold, fista; "
+                           "= scikit-learn's sparse_encode alpha)",
+                 [](RunConfig& c) -> double& { return c.train.coder.lambda; }),
+      flag_key("positive-codes", "constrain codes to be >= 0 (lars, cd, threshold, fista; omp and "
+                                 "lar refuse it, as in scikit-learn)",
+               [](RunConfig& c) -> bool& { return c.train.coder.positive; }),
+      integer_key("nonzeros", "omp: at most this many nonzeros per code (0: no limit); lar: path length",
+                  [](RunConfig& c) -> Index& { return c.train.coder.nonzeros; }),
       number_key("tolerance", "omp: stop once ||x - D a||^2 <= tolerance (0: off)",
-                 [](RunConfig& c) -> double& { return c.train.coder.omp.tolerance; }),
+                 [](RunConfig& c) -> double& { return c.train.coder.tolerance; }),
+      number_key("coder-tol", "cd: duality gap <= coder-tol ||x||^2 (default 1e-4); fista: relative "
+                              "change of the code (default 1e-6); 0: the default",
+                 [](RunConfig& c) -> double& { return c.train.coder.coder_tol; }),
+      integer_key("coder-max-iter", "cd: sweeps, fista: iterations, at most",
+                  [](RunConfig& c) -> Index& { return c.train.coder.coder_max_iter; }),
+      number_key("elastic-penalty", "fista: gamma in lambda (||a||_1 + gamma/2 ||a||^2)",
+                 [](RunConfig& c) -> double& { return c.train.coder.elastic_penalty; }),
+      choice_key("loss", "fista: reconstruction loss squared, huber or power (encode only)",
+                 parse_loss, [](Loss l) { return to_string(l); },
+                 [](RunConfig& c) -> Loss& { return c.train.coder.loss; }),
+      number_key("huber-delta", "fista with loss huber: quadratic below |r| = delta, linear above",
+                 [](RunConfig& c) -> double& { return c.train.coder.huber_delta; }),
+      number_key("loss-power", "fista with loss power: p in sum |r_i|^p (p > 1)",
+                 [](RunConfig& c) -> double& { return c.train.coder.loss_power; }),
       choice_key("update", "dictionary update rule: online (Mairal BCD on A, B) or mod (D = B (A + eps I)^-1)",
                  parse_update, [](UpdateKind k) { return to_string(k); },
                  [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
@@ -207,9 +225,11 @@ const std::vector<KeyHandler>& handlers() {
 }
 
 // Keys of `encode`; everything else except these encode-only ones belongs to `train`.
-const std::set<std::string> kEncodeKeys = {"input", "output", "dictionary", "dense", "coder",
-                                           "lambda", "positive-codes", "nonzeros", "tolerance",
-                                           "normalize", "threads", "read-chunk"};
+const std::set<std::string> kEncodeKeys = {
+    "input",     "output",    "dictionary",     "dense",          "coder",
+    "lambda",    "positive-codes", "nonzeros",  "tolerance",      "coder-tol",
+    "coder-max-iter", "elastic-penalty", "loss", "huber-delta",   "loss-power",
+    "normalize", "threads",   "read-chunk"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {

@@ -32,17 +32,10 @@ std::string to_string(UpdateSchedule schedule) {
 
 void validate(const TrainOptions& o) {
   if (o.atoms < 1) throw Error(cat("atoms must be >= 1 (got ", o.atoms, ")"));
-  const double lambda = o.coder.lars.lambda;
-  if (!(lambda >= 0.0) || !std::isfinite(lambda))
-    throw Error(cat("lambda must be a finite number >= 0 (got ", lambda, ")"));
-  if (o.coder.kind == CoderKind::omp && o.coder.lars.positive)
-    throw Error("positive-codes is not available with coder omp (as in scikit-learn); use coder lars");
-  if (o.coder.kind == CoderKind::omp) {
-    if (o.coder.omp.nonzeros < 0) throw Error("nonzeros must be >= 0");
-    if (!(o.coder.omp.tolerance >= 0.0)) throw Error("tolerance must be >= 0");
-    if (o.coder.omp.nonzeros == 0 && o.coder.omp.tolerance == 0.0)
-      throw Error("coder omp needs nonzeros > 0 or tolerance > 0");
-  }
+  validate(o.coder);
+  if (o.coder.loss != Loss::squared)
+    throw Error(cat("loss ", to_string(o.coder.loss), " is available in 'dictlearn encode' only: the "
+                    "dictionary update minimises the squared loss of its statistics A, B"));
   if (o.batch_size < 1) throw Error(cat("batch-size must be >= 1 (got ", o.batch_size, ")"));
   if (o.epochs < 1) throw Error(cat("epochs must be >= 1 (got ", o.epochs, ")"));
   if (!(o.tol >= 0.0)) throw Error("tol must be >= 0");
@@ -99,7 +92,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     dictionary = initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
   }
 
-  BatchEncoder encoder(options.coder, K, threads);
+  BatchEncoder encoder(options.coder, K, d, threads);
   MinibatchLoader loader(source, schedule, comm.rank(), comm.size());
   PackedStatistics packed(K, d, kUsage + K);
   Matrix gram(K, K), a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
@@ -162,7 +155,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       dtx.resize(K, n);
       blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
       x_sqnorms = x.colwise().squaredNorm().transpose();
-      const Index nonzeros = encoder.encode(gram, dtx, x_sqnorms, codes);
+      const Index nonzeros = encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes);
       // Residuals R = X - D C (one GEMM) for the objective and the replacement candidates.
       residual = x;
       blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);

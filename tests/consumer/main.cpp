@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     dictlearn::SyntheticSource source(data);
     dictlearn::TrainOptions options;
     options.atoms = 48;
-    options.coder.lars.lambda = 0.1;
+    options.coder.lambda = 0.1;
     options.epochs = 10;
     options.threads = 1;
     const auto result = dictlearn::train(comm, source, options);

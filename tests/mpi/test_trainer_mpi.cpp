@@ -41,8 +41,8 @@ TrainOptions small_training(CoderKind coder, UpdateKind update) {
   TrainOptions options;
   options.atoms = 24;
   options.coder.kind = coder;
-  options.coder.lars.lambda = 0.05;
-  options.coder.omp.nonzeros = 3;
+  options.coder.lambda = 0.05;
+  options.coder.nonzeros = 3;
   options.update = update;
   options.batch_size = 64;
   options.epochs = 3;
@@ -171,7 +171,7 @@ TEST_CASE("bad parameters fail on every rank without a hang", "[mpi][errors]") {
   options.atoms = 0;
   CHECK_THROWS_AS(train(comm, source, options), AgreedError);
   options = small_training(CoderKind::lars, UpdateKind::online);
-  options.coder.lars.lambda = -1;
+  options.coder.lambda = -1;
   CHECK_THROWS_WITH(train(comm, source, options), Catch::Contains("lambda"));
   if (comm.size() > 1) {
     SyntheticOptions tiny = small_data();

@@ -76,9 +76,9 @@ TEST_CASE("config: --key value and --key=value set the same fields", "[config]")
        "--threads=2", "--mod-ridge=1e-5"});
   for (const RunConfig* c : {&a, &b}) {
     CHECK(c->train.atoms == 17);
-    CHECK(c->train.coder.lars.lambda == 0.25);
+    CHECK(c->train.coder.lambda == 0.25);
     CHECK(c->train.coder.kind == dictlearn::CoderKind::omp);
-    CHECK(c->train.coder.omp.nonzeros == 3);
+    CHECK(c->train.coder.nonzeros == 3);
     CHECK(c->input == "data.h5:/Y");
     CHECK(c->train.seed == 42u);
     CHECK(c->train.normalize == dictlearn::Normalization::center_unit);
@@ -98,17 +98,17 @@ TEST_CASE("config: --key value and --key=value set the same fields", "[config]")
 
 TEST_CASE("config: boolean flags alone, with a value, and before another flag", "[config]") {
   const RunConfig defaults;
-  REQUIRE_FALSE(defaults.train.coder.lars.positive);
-  CHECK(parse_train_arguments({"--positive-codes"}).train.coder.lars.positive);
+  REQUIRE_FALSE(defaults.train.coder.positive);
+  CHECK(parse_train_arguments({"--positive-codes"}).train.coder.positive);
   {
     const RunConfig c = parse_train_arguments({"--positive-codes", "--atoms", "4"});
-    CHECK(c.train.coder.lars.positive);
+    CHECK(c.train.coder.positive);
     CHECK(c.train.atoms == 4);
   }
-  CHECK_FALSE(parse_train_arguments({"--positive-codes", "false"}).train.coder.lars.positive);
-  CHECK(parse_train_arguments({"--positive-codes", "true"}).train.coder.lars.positive);
-  CHECK_FALSE(parse_train_arguments({"--positive-codes=false"}).train.coder.lars.positive);
-  CHECK(parse_train_arguments({"--positive-codes=yes"}).train.coder.lars.positive);
+  CHECK_FALSE(parse_train_arguments({"--positive-codes", "false"}).train.coder.positive);
+  CHECK(parse_train_arguments({"--positive-codes", "true"}).train.coder.positive);
+  CHECK_FALSE(parse_train_arguments({"--positive-codes=false"}).train.coder.positive);
+  CHECK(parse_train_arguments({"--positive-codes=yes"}).train.coder.positive);
   REQUIRE(defaults.train.replacement.enabled);
   CHECK_FALSE(parse_train_arguments({"--replace-atoms", "no"}).train.replacement.enabled);
   CHECK_FALSE(parse_train_arguments({"--replace-atoms=off"}).train.replacement.enabled);
@@ -139,10 +139,10 @@ TEST_CASE("config: the command line overrides the YAML file", "[config]") {
       "synthetic-snr-db: 12.5\n");
   const RunConfig file_only = parse_train_arguments({yaml.path()});
   CHECK(file_only.train.atoms == 33);
-  CHECK(file_only.train.coder.lars.lambda == 0.5);
+  CHECK(file_only.train.coder.lambda == 0.5);
   CHECK(file_only.train.coder.kind == dictlearn::CoderKind::omp);
-  CHECK(file_only.train.coder.omp.nonzeros == 4);
-  CHECK(file_only.train.coder.lars.positive);
+  CHECK(file_only.train.coder.nonzeros == 4);
+  CHECK(file_only.train.coder.positive);
   CHECK(file_only.input == "data.h5:/X");
   CHECK(file_only.dictionary_init.empty());
   CHECK(file_only.synthetic.snr_db == 12.5);
@@ -152,9 +152,9 @@ TEST_CASE("config: the command line overrides the YAML file", "[config]") {
       {yaml.path(), "--atoms", "8", "--coder=lars", "--positive-codes", "false"});
   CHECK(both.train.atoms == 8);
   CHECK(both.train.coder.kind == dictlearn::CoderKind::lars);
-  CHECK_FALSE(both.train.coder.lars.positive);
-  CHECK(both.train.coder.lars.lambda == 0.5);  // from the file
-  CHECK(both.train.coder.omp.nonzeros == 4);
+  CHECK_FALSE(both.train.coder.positive);
+  CHECK(both.train.coder.lambda == 0.5);  // from the file
+  CHECK(both.train.coder.nonzeros == 4);
 
   // An empty file sets nothing; a missing one is an error naming it.
   const TempYaml empty("");
@@ -265,10 +265,10 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.read_chunk_mib = 0.3;
   c.train.atoms = 77;
   c.train.coder.kind = dictlearn::CoderKind::omp;
-  c.train.coder.lars.lambda = 0.1 / 3.0;  // not a short decimal
-  c.train.coder.lars.positive = true;
-  c.train.coder.omp.nonzeros = 6;
-  c.train.coder.omp.tolerance = 1e-7 / 7.0;
+  c.train.coder.lambda = 0.1 / 3.0;  // not a short decimal
+  c.train.coder.positive = true;
+  c.train.coder.nonzeros = 6;
+  c.train.coder.tolerance = 1e-7 / 7.0;
   c.train.update = dictlearn::UpdateKind::mod;
   c.train.update_every = dictlearn::UpdateSchedule::epoch;
   c.train.batch_size = 1000;
@@ -292,6 +292,12 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.synthetic.snr_db = -2.5;
   c.synthetic.seed = 987654321;
   c.dictionary = "dict.h5:/D";
+  c.train.coder.coder_tol = 1e-9 / 3.0;
+  c.train.coder.coder_max_iter = 77;
+  c.train.coder.elastic_penalty = 0.5 / 3.0;
+  c.train.coder.loss = dictlearn::Loss::huber;
+  c.train.coder.huber_delta = 0.7;
+  c.train.coder.loss_power = 2.1;
   c.dense = true;
 
   const auto values = dictlearn::config_values(c);
@@ -309,8 +315,8 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   RunConfig back;
   for (const auto& [key, value] : values) dictlearn::set_config_value(back, key, value, key);
   CHECK(dictlearn::config_values(back) == values);
-  CHECK(back.train.coder.lars.lambda == c.train.coder.lars.lambda);  // bit for bit
-  CHECK(back.train.coder.omp.tolerance == c.train.coder.omp.tolerance);
+  CHECK(back.train.coder.lambda == c.train.coder.lambda);  // bit for bit
+  CHECK(back.train.coder.tolerance == c.train.coder.tolerance);
   CHECK(back.train.forget_rate == c.train.forget_rate);
   CHECK(back.train.seed == c.train.seed);
   // ... through the command line and a YAML file (values quoted: "in put.h5:/group/X"

@@ -1,5 +1,7 @@
 // LARS-lasso: optimality (KKT) on random problems, agreement with a brute-force lasso on
 // tiny problems, the nonnegative variant, degenerate inputs and single precision.
+// LAR mode (lasso = false): m atoms with equiangular correlations, agreement with a textbook
+// LAR and with the lasso path before any sign change, scikit-learn's 'lars' codes.
 #include <Eigen/Dense>
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -400,6 +402,262 @@ TEST_CASE("LarsLasso in single precision", "[lars][float]") {
   }
 }
 
+namespace {
+
+// Textbook LAR (Efron et al. 2004, sec. 2) with dense re-solves, as an independent
+// reference: active set A in join order, s = sign(c_A), w = G_AA^-1 s by LDLT,
+// u = G[:, A] w, step to the first join (or to C = 0), correlations recomputed as
+// D^T x - G a. Stops with m atoms where the (m+1)-th would join, as scikit-learn's Lars.
+// `crossed` reports whether an active coefficient changed sign on the way (where the LAR and
+// the LARS-lasso paths part).
+Vector reference_lar(const Matrix& G, const Vector& dtx, Index m, bool& crossed) {
+  const Index K = dtx.size();
+  Vector a = Vector::Zero(K);
+  Vector c = dtx;
+  crossed = false;
+  std::vector<Index> active;
+  Index first;
+  double C = c.cwiseAbs().maxCoeff(&first);
+  active.push_back(first);
+  for (;;) {
+    const Index n = static_cast<Index>(active.size());
+    Matrix Gaa(n, n);
+    Vector s(n);
+    for (Index i = 0; i < n; ++i) {
+      s(i) = c(active[i]) >= 0 ? 1.0 : -1.0;
+      for (Index j = 0; j < n; ++j) Gaa(i, j) = G(active[i], active[j]);
+    }
+    const Vector w = Gaa.ldlt().solve(s);
+    Vector u = Vector::Zero(K);
+    for (Index i = 0; i < n; ++i) u += w(i) * G.col(active[i]);
+    double step = C;  // to C = 0
+    Index next = -1;
+    for (Index j = 0; j < K; ++j) {
+      if (std::find(active.begin(), active.end(), j) != active.end()) continue;
+      for (double sign : {1.0, -1.0}) {
+        const double den = 1.0 - sign * u(j);
+        if (den <= 1e-14) continue;
+        const double g = (C - sign * c(j)) / den;
+        if (g >= 0.0 && g < step) {
+          step = g;
+          next = j;
+        }
+      }
+    }
+    for (Index i = 0; i < n; ++i) {
+      const double before = a(active[i]);
+      a(active[i]) += step * w(i);
+      if (before * a(active[i]) < 0) crossed = true;
+    }
+    c = dtx - G * a;
+    C -= step;
+    if (next < 0 || n >= m) return a;
+    active.push_back(next);
+  }
+}
+
+LarsOptions lar_options(Index m) {
+  LarsOptions options;
+  options.lasso = false;
+  options.lambda = 0.0;
+  options.max_active = m;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("LAR mode: m atoms, equiangular active correlations above the inactive ones",
+          "[lars][lar]") {
+  struct Shape {
+    Index d, K;
+    double shared;
+  };
+  const Shape shapes[] = {{20, 10, 0.0}, {16, 32, 0.0}, {32, 64, 1.5}, {64, 128, 0.0}};
+  Rng rng(61);
+  for (const Shape& shape : shapes) {
+    LarsLasso<double> lars(shape.K);
+    Vector code(shape.K);
+    for (int trial = 0; trial < 5; ++trial) {
+      const Matrix D = random_dictionary(shape.d, shape.K, rng, shape.shared);
+      const Vector x = rng.gaussian_vector(shape.d);
+      const Matrix G = D.transpose() * D;
+      const Vector dtx = D.transpose() * x;
+      for (Index m : {Index(1), Index(2), Index(5), std::min(shape.d, shape.K) - 1}) {
+        const Index nnz = lars.solve(G, dtx, lar_options(m), code);
+        INFO("d=" << shape.d << " K=" << shape.K << " trial=" << trial << " m=" << m);
+        REQUIRE(code.allFinite());
+        CHECK(nnz == m);
+        CHECK(count_nonzeros(code) == m);
+        // c = D^T x - G a: |c_j| = C on the support, <= C elsewhere, and = C for the atom
+        // that would join next (the path stopped exactly there).
+        const Vector c = dtx - G * code;
+        double C = -1.0, spread = 0.0, inactive_max = 0.0;
+        for (Index j = 0; j < shape.K; ++j) {
+          if (code(j) == 0.0) continue;
+          if (C < 0) C = std::abs(c(j));
+          spread = std::max(spread, std::abs(std::abs(c(j)) - C));
+        }
+        for (Index j = 0; j < shape.K; ++j)
+          if (code(j) == 0.0) inactive_max = std::max(inactive_max, std::abs(c(j)));
+        CHECK(C > 0.0);
+        CHECK(spread <= 1e-10 * C);
+        CHECK(inactive_max <= C * (1.0 + 1e-10));
+        CHECK(inactive_max >= C * (1.0 - 1e-9));
+      }
+      // lambda > 0 stops the LAR path at C = lambda, before m atoms are reached.
+      LarsOptions options = lar_options(0);
+      options.lambda = 0.3 * dtx.cwiseAbs().maxCoeff();
+      const Index nnz = lars.solve(G, dtx, options, code);
+      CHECK(nnz >= 1);
+      CHECK((dtx - G * code).cwiseAbs().maxCoeff() == Approx(options.lambda).epsilon(1e-10));
+    }
+  }
+}
+
+TEST_CASE("LAR mode matches a textbook LAR, also after sign changes", "[lars][lar]") {
+  Rng rng(67);
+  int crossings = 0, compared = 0, lasso_differs = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const Index d = 6 + trial % 20;
+    const Index K = 5 + (trial * 7) % 40;
+    const Matrix D = random_dictionary(d, K, rng, trial % 3 == 0 ? 1.5 : 0.0);
+    const Vector x = rng.gaussian_vector(d);
+    const Matrix G = D.transpose() * D;
+    const Vector dtx = D.transpose() * x;
+    LarsLasso<double> lars(K);
+    Vector code(K), lasso_code(K);
+    for (Index m : {Index(1), Index(3), std::min(d, K) - 1, std::min(d, K)}) {
+      if (m < 1) continue;
+      bool crossed = false;
+      const Vector reference = reference_lar(G, dtx, m, crossed);
+      lars.solve(G, dtx, lar_options(m), code);
+      INFO("trial=" << trial << " d=" << d << " K=" << K << " m=" << m << " crossed=" << crossed);
+      CHECK((code - reference).cwiseAbs().maxCoeff() <= 1e-9 * (1.0 + reference.norm()));
+      ++compared;
+      // Until a coefficient changes sign the LAR and the LARS-lasso paths coincide.
+      LarsOptions lasso_options;
+      lasso_options.lambda = 0.0;
+      lasso_options.max_active = m;
+      lars.solve(G, dtx, lasso_options, lasso_code);
+      const double difference = (code - lasso_code).cwiseAbs().maxCoeff();
+      if (!crossed) {
+        CHECK(difference <= 1e-9 * (1.0 + reference.norm()));
+      } else {
+        ++crossings;
+        if (difference > 1e-6) ++lasso_differs;
+      }
+    }
+  }
+  // The sample really exercises sign changes, where the modes differ.
+  CHECK(crossings >= 10);
+  CHECK(lasso_differs >= 5);
+  INFO("compared=" << compared << " crossings=" << crossings);
+  SUCCEED();
+}
+
+TEST_CASE("LAR mode runs to least squares when m reaches the rank", "[lars][lar]") {
+  Rng rng(71);
+  SECTION("undercomplete: all K atoms, a = G^-1 D^T x") {
+    const Index d = 30, K = 12;
+    const Matrix D = random_dictionary(d, K, rng, 1.0);
+    const Vector x = rng.gaussian_vector(d);
+    const Matrix G = D.transpose() * D;
+    const Vector dtx = D.transpose() * x;
+    LarsLasso<double> lars(K);
+    Vector code(K);
+    for (Index m : {K, Index(0), K + 5}) {  // 0: no limit
+      CHECK(lars.solve(G, dtx, lar_options(m), code) == K);
+      CHECK((code - G.ldlt().solve(dtx)).cwiseAbs().maxCoeff() <= 1e-9);
+    }
+  }
+  SECTION("overcomplete: d atoms fit x exactly") {
+    const Index d = 8, K = 20;
+    const Matrix D = random_dictionary(d, K, rng);
+    const Vector x = rng.gaussian_vector(d);
+    const Matrix G = D.transpose() * D;
+    const Vector dtx = D.transpose() * x;
+    LarsLasso<double> lars(K);
+    Vector code(K);
+    for (Index m : {d, Index(12)}) {
+      const Index nnz = lars.solve(G, dtx, lar_options(m), code);
+      REQUIRE(code.allFinite());
+      CHECK(nnz == d);
+      CHECK((x - D * code).norm() <= 1e-9);
+    }
+  }
+}
+
+TEST_CASE("LAR mode reproduces scikit-learn's 'lars' codes", "[lars][lar][sklearn]") {
+  // sparse_encode(X, D, algorithm='lars', n_nonzero_coefs=m) with scikit-learn 1.2.1; the
+  // atoms are not unit-norm.
+  Matrix atoms(8, 6);  // rows are atoms, as in scikit-learn
+  atoms << 0.47, -0.68, 0.24, -1.7, 0.75, -1.53, 0.01, -0.12, -0.81, 2.87, -0.6, 0.47, 1.1, -1.22,
+      1.34, -0.12, 1.01, -0.91, -1.03, 1.21, 0.5, 0.14, 0.64, 0.53, -1.15, -2.21, -1.68, -1.79,
+      -2.22, -0.65, -0.53, -0.04, 0.21, -0.38, -0.25, 0.07, -1., -0.71, 0.04, -0.68, -0.57, -0.11,
+      1.34, 0.32, -0.34, -0.59, -0.11, 2.24;
+  Matrix samples(3, 6);
+  samples << -3.15, 0.54, 0.23, 0.87, -1.15, 2.11, 1., -0.05, 0.16, -0.72, 0.05, -0.14, 0.94, 0.36,
+      -0.08, 0.68, 0.56, 0.22;
+  Matrix expected1(3, 8), expected3(3, 8);
+  expected1 << -0.14357361780042197, 0, 0, 0, 0, 0, 0, 0, 0, -0.07733629434007559, 0, 0, 0, 0, 0, 0,
+      0, 0, 0, 0, -0.17203417353208247, 0, 0, 0;
+  expected3 << -0.46118222490877897, 0, -0.3407257293194046, 0.06841595482669609, 0, 0, 0, 0,
+      0.059517021032441705, -0.06439267938794979, 0, 0, 0, 0, 0, 0.026251539635165102, 0,
+      0.0360333706646767, 0, 0, -0.18578967819122613, 0, 0, 0.02059069147752417;
+  // m = 5, third sample (no sign change on its path).
+  Vector expected5(8);
+  expected5 << 0, 0.04541006777602551, 0, -0.07101526071655431, -0.10004188958604321, 0,
+      -0.45797624601655884, 0.041805837720311406;
+  const Matrix D = atoms.transpose();  // d x K
+  const Matrix G = D.transpose() * D;
+  LarsLasso<double> lars(8);
+  Vector code(8);
+  for (Index i = 0; i < 3; ++i) {
+    const Vector dtx = D.transpose() * samples.row(i).transpose();
+    INFO("sample " << i);
+    CHECK(lars.solve(G, dtx, lar_options(1), code) == 1);
+    CHECK((code - expected1.row(i).transpose()).cwiseAbs().maxCoeff() <= 1e-12);
+    CHECK(lars.solve(G, dtx, lar_options(3), code) == 3);
+    CHECK((code - expected3.row(i).transpose()).cwiseAbs().maxCoeff() <= 1e-12);
+    CHECK(lars.solve(G, dtx, lar_options(5), code) == 5);
+    if (i == 2) {
+      CHECK((code - expected5).cwiseAbs().maxCoeff() <= 1e-12);
+    } else {
+      // On the paths of samples 0 and 1 an active coefficient crosses zero; scikit-learn then
+      // flips that atom's sign in the direction and skips the next join (it returns 4
+      // nonzeros), while LAR keeps going: 5 atoms, all with |c_j| = C.
+      bool crossed = false;
+      CHECK((code - reference_lar(G, dtx, 5, crossed)).cwiseAbs().maxCoeff() <= 1e-12);
+      CHECK(crossed);
+    }
+  }
+}
+
+TEST_CASE("LAR mode in single precision", "[lars][lar][float]") {
+  Rng rng(73);
+  const Index d = 32, K = 64;
+  LarsLasso<float> lars(K);
+  LarsLasso<double> lars_double(K);
+  Eigen::VectorXf code(K);
+  Vector code_double(K);
+  for (int trial = 0; trial < 10; ++trial) {
+    const Matrix D = random_dictionary(d, K, rng, trial % 2 ? 1.0 : 0.0);
+    const Vector x = rng.gaussian_vector(d);
+    const Matrix G = D.transpose() * D;
+    const Vector dtx = D.transpose() * x;
+    const Eigen::MatrixXf Gf = G.cast<float>();
+    const Eigen::VectorXf dtxf = dtx.cast<float>();
+    for (Index m : {Index(1), Index(4), Index(10)}) {
+      CHECK(lars.solve(Gf, dtxf, lar_options(m), code) == m);
+      REQUIRE(code.allFinite());
+      lars_double.solve(G, dtx, lar_options(m), code_double);
+      INFO("trial=" << trial << " m=" << m);
+      CHECK((code.cast<double>() - code_double).cwiseAbs().maxCoeff() <=
+            1e-4 * (1.0 + code_double.cwiseAbs().maxCoeff()));
+    }
+  }
+}
+
 #ifdef EIGEN_RUNTIME_NO_MALLOC
 // Only meaningful when the whole build defines EIGEN_RUNTIME_NO_MALLOC.
 TEST_CASE("LarsLasso::solve does not allocate", "[lars][malloc]") {
@@ -418,6 +676,10 @@ TEST_CASE("LarsLasso::solve does not allocate", "[lars][malloc]") {
     lars.solve(G, dtx, options, code);
     Eigen::internal::set_is_malloc_allowed(true);
   }
+  const LarsOptions lar = lar_options(10);  // LAR mode
+  Eigen::internal::set_is_malloc_allowed(false);
+  lars.solve(G, dtx, lar, code);
+  Eigen::internal::set_is_malloc_allowed(true);
   SUCCEED();
 }
 #endif

@@ -40,7 +40,7 @@ namespace dictlearn {
 struct FistaOptions {
   enum class Loss { squared, huber, power };
 
-  double lambda = 1.0;        ///< l1 weight (>= 0); lambda alone gives scikit-learn's alpha
+  double lambda = 1.0;        ///< l1 weight (>= 0); squared loss, gamma = 0: sklearn's alpha
   double gamma = 0.0;         ///< elastic-net weight: penalty lambda (||a||_1 + gamma/2 ||a||^2)
   Loss loss = Loss::squared;  ///< data loss L(x - D a), see the header comment
   double huber_delta = 1.0;   ///< huber: quadratic for |r_i| <= delta (> 0)
@@ -65,10 +65,11 @@ struct FistaOptions {
 template <typename Scalar>
 Scalar lipschitz_constant(const MatrixT<Scalar>& gram, Index iterations = 100);
 
-/// The data term 0.5 L(r) of the objective for a residual r = x - D a (any d).
+/// The data term 0.5 L(r) of the objective for a residual r = x - D a (any d), e.g. to report
+/// per-sample objectives from residual columns. Like the helpers below it takes Eigen::Ref
+/// arguments, so name the scalar: fista_loss<double>(residual.col(j), options).
 template <typename Scalar>
-Scalar fista_loss(const Eigen::Ref<const VectorT<Scalar>>& residual,
-                  const FistaOptions& options);
+Scalar fista_loss(const Eigen::Ref<const VectorT<Scalar>>& residual, const FistaOptions& options);
 
 /// The penalty lambda (||a||_1 + (gamma / 2) ||a||^2).
 template <typename Scalar>
@@ -116,15 +117,15 @@ class Fista {
 
   Index n_atoms_;
   Index dimension_;
-  VectorT<Scalar> a_;           // a_k
-  VectorT<Scalar> a_prev_;      // a_{k-1}
-  VectorT<Scalar> y_;           // extrapolated point
-  VectorT<Scalar> grad_;        // grad f(y)
-  VectorT<Scalar> trial_;       // candidate a_{k+1}
-  VectorT<Scalar> gram_a_;      // squared: G a_k
-  VectorT<Scalar> gram_prev_;   // squared: G a_{k-1}
-  VectorT<Scalar> gram_y_;      // squared: G y
-  VectorT<Scalar> delta_;       // backtracking: trial - y
+  VectorT<Scalar> a_;               // a_k
+  VectorT<Scalar> a_prev_;          // a_{k-1}
+  VectorT<Scalar> y_;               // extrapolated point
+  VectorT<Scalar> grad_;            // grad f(y)
+  VectorT<Scalar> trial_;           // candidate a_{k+1}
+  VectorT<Scalar> gram_a_;          // squared: G a_k
+  VectorT<Scalar> gram_prev_;       // squared: G a_{k-1}
+  VectorT<Scalar> gram_y_;          // squared: G y
+  VectorT<Scalar> delta_;           // backtracking: trial - y
   VectorT<Scalar> residual_;        // x - D a_k             (d, huber / power)
   VectorT<Scalar> residual_prev_;   // x - D a_{k-1}
   VectorT<Scalar> residual_y_;      // x - D y

@@ -1,35 +1,66 @@
 #pragma once
 // Codes a whole minibatch at once. The caller provides the two BLAS-3 products every
 // coder here needs, G = D^T D (once per dictionary update) and D^T X (once per
-// minibatch); the per-sample solvers then run on K-sized data only, in parallel over the
-// samples with one preallocated solver per OpenMP thread.
+// minibatch); the per-sample solvers then run on K-sized data only (FISTA with a robust
+// loss also touches x and D), in parallel over the samples with one preallocated solver
+// per OpenMP thread.
+//
+// Coders and the objective each minimises per sample (r = x - D a):
+//   lars       0.5||r||^2 + lambda||a||_1, exact (LARS homotopy)      scikit-learn lasso_lars
+//   lar        LARS path stopped at `nonzeros` active atoms            scikit-learn lars
+//   cd         0.5||r||^2 + lambda||a||_1, coordinate descent          scikit-learn lasso_cd
+//   omp        ||r||^2 s.t. ||a||_0 <= nonzeros / ||r||^2 <= tolerance scikit-learn omp
+//   threshold  soft thresholding of D^T x by lambda                    scikit-learn threshold
+//   fista      0.5 L(r) + lambda (||a||_1 + gamma/2 ||a||^2), L squared, huber or power
+// `positive` (a >= 0) is available for lars, cd, threshold and fista; like scikit-learn,
+// omp and lar refuse it.
 #include <string>
 #include <vector>
 
+#include "dictlearn/coding/coordinate_descent.hpp"
+#include "dictlearn/coding/fista.hpp"
 #include "dictlearn/coding/lars.hpp"
 #include "dictlearn/coding/omp.hpp"
+#include "dictlearn/coding/threshold.hpp"
 
 namespace dictlearn {
 
-enum class CoderKind { lars, omp };
+enum class CoderKind { lars, lar, cd, omp, threshold, fista };
 
 CoderKind parse_coder(const std::string& name);  ///< throws Error naming the value
 std::string to_string(CoderKind kind);
 
+using Loss = FistaOptions::Loss;
+Loss parse_loss(const std::string& name);
+std::string to_string(Loss loss);
+
+/// One coder's parameters, in the terms of the command line (see the table above).
 struct CoderOptions {
   CoderKind kind = CoderKind::lars;
-  LarsOptions lars;  ///< used by CoderKind::lars (lambda, positive)
-  OmpOptions omp;    ///< used by CoderKind::omp (nonzeros, tolerance)
+  double lambda = 1.0;           ///< l1 weight (lars, cd, threshold, fista)
+  bool positive = false;         ///< a >= 0 (lars, cd, threshold, fista)
+  Index nonzeros = 0;            ///< omp budget / lar path length (0: none)
+  double tolerance = 0.0;        ///< omp: target squared residual (0: none)
+  double coder_tol = 0.0;        ///< cd: duality gap / ||x||^2, fista: relative step (0: default)
+  Index coder_max_iter = 1000;   ///< cd sweeps / fista iterations
+  double elastic_penalty = 0.0;  ///< fista: gamma of the l2 term
+  Loss loss = Loss::squared;     ///< fista: reconstruction loss
+  double huber_delta = 1.0;      ///< fista: huber threshold
+  double loss_power = 2.0;       ///< fista: p of the power loss (> 1)
 };
+
+/// Throws Error naming the first invalid or contradictory coder option.
+void validate(const CoderOptions& options);
 
 class BatchEncoder {
  public:
   /// `threads` <= 0 means the OpenMP default.
-  BatchEncoder(const CoderOptions& options, Index n_atoms, int threads);
+  BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim, int threads);
 
-  /// codes (K x n) from gram (K x K), dtx = D^T X (K x n) and x_sqnorms(j) = ||x_j||^2.
-  /// Returns the total number of nonzeros.
-  Index encode(const Matrix& gram, const Matrix& dtx, const Vector& x_sqnorms, Matrix& codes);
+  /// codes (K x n) of the samples x (d x n), from the dictionary D (d x K), G = D^T D,
+  /// dtx = D^T X (K x n) and x_sqnorms(j) = ||x_j||^2. Returns the total number of nonzeros.
+  Index encode(const Matrix& dictionary, const Matrix& gram, const Matrix& x, const Matrix& dtx,
+               const Vector& x_sqnorms, Matrix& codes);
 
   const CoderOptions& options() const { return options_; }
 
@@ -37,11 +68,15 @@ class BatchEncoder {
   CoderOptions options_;
   int threads_;
   std::vector<LarsLasso<double>> lars_;
+  std::vector<CoordinateDescentLasso<double>> cd_;
   std::vector<BatchOmp<double>> omp_;
+  std::vector<SoftThreshold<double>> threshold_;
+  std::vector<Fista<double>> fista_;
 };
 
 /// Per-sample terms of the coder's own objective, from the residuals R = X - D C (d x n)
-/// and the codes (K x n): lars: 0.5||r||^2 and lambda||a||_1; omp: 0.5||r||^2 and 0.
+/// and the codes (K x n): the data term (0.5||r||^2, or 0.5 L(r) for fista) and the
+/// penalty (lambda||a||_1, plus lambda gamma/2 ||a||^2 for fista; 0 for omp and lar).
 void sample_objectives(const CoderOptions& options, const Matrix& residual, const Matrix& codes,
                        Vector& reconstruction, Vector& penalty);
 

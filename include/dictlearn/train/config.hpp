@@ -16,7 +16,7 @@ namespace dictlearn {
 enum class Command { train, encode };
 
 struct RunConfig {
-  RunConfig() { train.coder.lars.lambda = 0.1; }  // suits the embedded synthetic data
+  RunConfig() { train.coder.lambda = 0.1; }  // suits the embedded synthetic data
   TrainOptions train;                 ///< train; encode uses its coder and normalize
   std::string dictionary;             ///< encode: FILE[:/DATASET] of the dictionary (K x d)
   bool dense = false;                 ///< encode: also write /codes_dense (N x K)
