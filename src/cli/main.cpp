@@ -183,7 +183,7 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
   RunConfig config;
   comm.agree([&] {
     config = parse_arguments(Command::encode, arguments);
-    validate(config.train);
+    validate(config.train.coder);
     if (config.dictionary.empty()) throw Error("encode needs --dictionary FILE[:/DATASET]");
     if (config.input.empty()) throw Error("encode needs --input FILE[:/DATASET]");
     if (config.output.empty() || config.given.count("output") == 0)
