@@ -154,7 +154,11 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     std::fflush(stdout);
     return true;
   };
-  const TrainResult result = train(comm, data, config.train, initial, progress);
+  std::unique_ptr<Hdf5SampleSource> initial_codes;
+  if (!config.code_init.empty())
+    initial_codes = std::make_unique<Hdf5SampleSource>(
+        comm, DatasetLocation::parse(config.code_init, "/codes_dense"));
+  const TrainResult result = train(comm, data, config.train, initial, progress, initial_codes.get());
 
   TrainSummary summary;
   summary.ranks = comm.size();

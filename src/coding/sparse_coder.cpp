@@ -105,13 +105,20 @@ BatchEncoder::BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim
 }
 
 Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const Matrix& x,
-                           const Matrix& dtx, const Vector& x_sqnorms, Matrix& codes) {
+                           const Matrix& dtx, const Vector& x_sqnorms, Matrix& codes,
+                           const Matrix* warm_codes) {
   const Index n = dtx.cols();
   DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
-  codes.setZero(dtx.rows(), n);
+  if (warm_codes != nullptr) {
+    DICTLEARN_ASSERT(warm_codes->rows() == dtx.rows() && warm_codes->cols() == n);
+    codes = *warm_codes;
+  } else {
+    codes.setZero(dtx.rows(), n);
+  }
   const LarsOptions lars = lars_options(options_);
-  const CoordinateDescentOptions cd = cd_options(options_);
+  CoordinateDescentOptions cd = cd_options(options_);
   FistaOptions fista = fista_options(options_);
+  cd.warm_start = fista.warm_start = warm_codes != nullptr;
   ThresholdOptions threshold;
   threshold.lambda = options_.lambda;
   threshold.positive = options_.positive;

@@ -138,6 +138,9 @@ const std::vector<KeyHandler>& handlers() {
                [](RunConfig& c) -> bool& { return c.dense; }),
       text_key("dictionary-init", "initial dictionary FILE[:/DATASET] (K x d, default /dictionary); "
                                   "empty: K random samples", &RunConfig::dictionary_init),
+      text_key("code-init", "initial codes FILE[:/DATASET] (N x K, default /codes_dense): warm start "
+                            "of cd and fista in the first epoch (scikit-learn's code_init)",
+               &RunConfig::code_init),
       integer_key("atoms", "number of atoms K", [](RunConfig& c) -> Index& { return c.train.atoms; }),
       choice_key("coder", "sparse coder: lars (exact lasso), lar (LARS path to `nonzeros` atoms), "
                           "cd (coordinate-descent lasso), omp (Batch-OMP, l0), threshold "

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <memory>
 
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
@@ -64,13 +65,19 @@ void refresh_gram(const Matrix& dictionary, Matrix& gram) {
 }  // namespace
 
 TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
-                  const Matrix& initial_dictionary, const EpochCallback& on_epoch) {
+                  const Matrix& initial_dictionary, const EpochCallback& on_epoch,
+                  SampleSource* initial_codes) {
   const Index N = source.samples(), d = source.dim(), K = options.atoms;
   comm.agree([&] {
     validate(options);
     if (N < comm.size())
       throw Error(cat("input '", source.describe(), "' has ", N, " samples, fewer than the ",
                       comm.size(), " ranks"));
+    if (initial_codes != nullptr &&
+        (initial_codes->samples() != N || initial_codes->dim() != options.atoms))
+      throw Error(cat("code-init '", initial_codes->describe(), "' is ", initial_codes->samples(),
+                      " x ", initial_codes->dim(), "; expected samples x atoms = ", N, " x ",
+                      options.atoms));
     if (std::min(options.virtual_shards, N) < comm.size())
       throw Error(cat("virtual-shards (", options.virtual_shards,
                       ") must be >= the number of ranks (", comm.size(), ")"));
@@ -94,6 +101,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
 
   BatchEncoder encoder(options.coder, K, d, threads);
   MinibatchLoader loader(source, schedule, comm.rank(), comm.size());
+  // The initial codes are read along with the samples: same schedule, same rows.
+  std::unique_ptr<MinibatchLoader> code_loader;
+  if (initial_codes != nullptr)
+    code_loader = std::make_unique<MinibatchLoader>(*initial_codes, schedule, comm.rank(), comm.size());
+  Matrix warm_codes;
+  std::vector<Index> warm_rows;
   PackedStatistics packed(K, d, kUsage + K);
   Matrix gram(K, K), a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
   Matrix x, dtx, codes, residual;
@@ -141,6 +154,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   for (Index epoch = 0; epoch < options.epochs; ++epoch) {
     const double epoch_start = MPI_Wtime();
     loader.start_epoch(epoch);
+    const bool warm = code_loader && epoch == 0;
+    if (warm) code_loader->start_epoch(epoch);
     double objective_sum = 0.0, nonzero_sum = 0.0, sample_sum = 0.0;
     Index replaced = 0;
     if (!per_minibatch) {
@@ -150,12 +165,14 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     for (Index t = 0; t < schedule.batches_per_epoch(); ++t) {
       std::string failure;
       const Index n = loader.load(t, x, rows, failure);
+      if (warm) code_loader->load(t, warm_codes, warm_rows, failure);
       normalize_samples(options.normalize, x);
       // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data).
       dtx.resize(K, n);
       blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
       x_sqnorms = x.colwise().squaredNorm().transpose();
-      const Index nonzeros = encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes);
+      const Index nonzeros =
+          encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes, warm ? &warm_codes : nullptr);
       // Residuals R = X - D C (one GEMM) for the objective and the replacement candidates.
       residual = x;
       blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);

@@ -25,4 +25,16 @@ with h5py.File("out.h5", "r") as f:
     assert len(f["/history"]) == 2
 print("ok")
 PY
+# Batch learning (update-every epoch) warm-started from codes written by encode --dense.
+run_mpi 2 encode --dictionary out.h5 --input data.h5:/group/samples --coder cd --lambda 0.2 \
+  --dense --output codes.h5 >log.txt 2>&1 || { cat log.txt; fail "encode for code-init"; }
+run_mpi 2 train --input data.h5:/group/samples --dictionary-init out.h5:/dictionary --atoms 10 \
+  --coder cd --lambda 0.2 --update-every epoch --epochs 3 --code-init codes.h5 --threads 1 \
+  --normalize center-unit --output batch.h5 >log.txt 2>&1 || { cat log.txt; fail "code-init run"; }
+grep -q "^epoch 3/3" log.txt || fail "code-init run printed no last epoch"
+status=0
+run_mpi 2 train --input data.h5:/group/samples --atoms 11 --coder cd --lambda 0.2 \
+  --code-init codes.h5 --output bad.h5 >log.txt 2>&1 || status=$?
+[ "$status" -ne 0 ] && grep -q "expected samples x atoms = 1000 x 11" log.txt ||
+  fail "code-init with the wrong shape: $(cat log.txt)"
 finish

@@ -292,6 +292,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.synthetic.snr_db = -2.5;
   c.synthetic.seed = 987654321;
   c.dictionary = "dict.h5:/D";
+  c.code_init = "codes.h5:/C";
   c.train.coder.coder_tol = 1e-9 / 3.0;
   c.train.coder.coder_max_iter = 77;
   c.train.coder.elastic_penalty = 0.5 / 3.0;

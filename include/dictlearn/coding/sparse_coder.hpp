@@ -59,8 +59,10 @@ class BatchEncoder {
 
   /// codes (K x n) of the samples x (d x n), from the dictionary D (d x K), G = D^T D,
   /// dtx = D^T X (K x n) and x_sqnorms(j) = ||x_j||^2. Returns the total number of nonzeros.
+  /// `warm_codes` (K x n), if given, starts the iterative coders (cd, fista) there; the
+  /// exact and greedy coders do not need a starting point and ignore it.
   Index encode(const Matrix& dictionary, const Matrix& gram, const Matrix& x, const Matrix& dtx,
-               const Vector& x_sqnorms, Matrix& codes);
+               const Vector& x_sqnorms, Matrix& codes, const Matrix* warm_codes = nullptr);
 
   const CoderOptions& options() const { return options_; }
 

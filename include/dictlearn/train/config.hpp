@@ -24,6 +24,7 @@ struct RunConfig {
   std::string input;            ///< "FILE[:/DATASET]"; empty: the synthetic generator
   std::string output = "dictionary.h5";
   std::string dictionary_init;  ///< "FILE[:/DATASET]" (K x d), empty: seeded samples
+  std::string code_init;        ///< "FILE[:/DATASET]" (N x K) warm start of the first epoch
   double read_chunk_mib = 8.0;  ///< per virtual-shard read buffer
   SyntheticOptions synthetic;
 };

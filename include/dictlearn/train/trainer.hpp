@@ -78,10 +78,13 @@ struct TrainResult {
 using EpochCallback = std::function<bool(const EpochRecord&)>;
 
 /// Collective over `comm`. `initial_dictionary` (d x K, unit columns) may be empty, then
-/// K seeded samples are used. Throws Error on every rank on a failure of any rank.
+/// K seeded samples are used. `initial_codes`, if given, holds one code per sample (an
+/// N x K source, row i for sample i, as scikit-learn's code_init): the first epoch starts
+/// the iterative coders (cd, fista) there. Throws Error on every rank on a failure of any
+/// rank.
 TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
                   const Matrix& initial_dictionary = Matrix(),
-                  const EpochCallback& on_epoch = nullptr);
+                  const EpochCallback& on_epoch = nullptr, SampleSource* initial_codes = nullptr);
 
 /// Throws Error naming the first invalid option (ranges and combinations).
 void validate(const TrainOptions& options);
