@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <cstring>
@@ -17,12 +18,31 @@
 #include "dictlearn/encode/encode.hpp"
 #include "dictlearn/io/dataset_reader.hpp"
 #include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/train/checkpoint.hpp"
 #include "dictlearn/train/config.hpp"
 #include "dictlearn/train/train_output.hpp"
 
 namespace {
 
 using namespace dictlearn;
+
+// Exit status of a run that stopped early on request (signal or stop-after) after writing
+// its checkpoint: rerun with --resume (Slurm: requeue) to continue.
+constexpr int kExitInterrupted = 3;
+
+volatile std::sig_atomic_t stop_requested = 0;
+extern "C" void request_stop(int) { stop_requested = 1; }
+
+// Keys whose change alters the mathematics: a checkpoint made with other values is refused
+// (unless --force). epochs, threads, output and the checkpoint cadence may change freely.
+const char* const kMathKeys[] = {
+    "input", "atoms", "coder", "lambda", "positive-codes", "nonzeros", "tolerance", "coder-tol",
+    "coder-max-iter", "elastic-penalty", "loss", "huber-delta", "loss-power", "update",
+    "update-every", "batch-size", "seed", "normalize", "read-chunk", "virtual-shards",
+    "forget-rate", "update-passes", "mod-ridge", "replace-atoms", "replace-duplicate-cosine",
+    "replace-min-usage", "replace-period", "synthetic-samples", "synthetic-dim",
+    "synthetic-atoms", "synthetic-sparsity", "synthetic-snr-db", "synthetic-seed", "samples",
+    "features"};
 
 constexpr const char* kUsage =
     "usage: dictlearn <command> [options]\n"
@@ -82,7 +102,9 @@ void print_train_help() {
       "keys (current value in brackets):\n");
   print_keys(Command::train);
   std::printf(
-      "\nexit status: 0 success, 1 error (bad input or parameters; one line on stderr).\n");
+      "\nexit status: 0 success, 1 error (bad input or parameters; one line on stderr),\n"
+      "3 stopped early on SIGTERM/SIGINT/SIGUSR1 or stop-after, after writing the checkpoint\n"
+      "(rerun with --resume yes, or --resume auto as a requeued Slurm job does).\n");
 }
 
 std::string format_seconds(double seconds) {
@@ -106,6 +128,14 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
         DatasetLocation::parse(config.input).file == config.output)
       throw Error(cat("output '", config.output, "' is the input file; choose another path"));
     if (!(config.read_chunk_mib > 0.0)) throw Error("read-chunk must be > 0 (MiB)");
+    if (config.resume != "no" && config.resume != "yes" && config.resume != "auto")
+      throw Error(cat("resume: unknown value '", config.resume, "' (expected no, yes or auto)"));
+    if (config.resume != "no" && config.train.checkpoint.path.empty())
+      throw Error("resume needs --checkpoint PATH");
+    if (config.train.checkpoint.keep < 1) throw Error("checkpoint-keep must be >= 1");
+    if (config.train.checkpoint.every < 0 || !(config.train.checkpoint.seconds >= 0.0))
+      throw Error("checkpoint-every and checkpoint-seconds must be >= 0");
+    if (config.train.stop_after < 0) throw Error("stop-after must be >= 0");
   });
 
   std::unique_ptr<SampleSource> source;
@@ -154,11 +184,69 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     std::fflush(stdout);
     return true;
   };
+  // Everything that defines the run goes into checkpoints, to be checked on resume.
+  config.train.checkpoint.parameters = config_values(config, Command::train);
+  config.train.checkpoint.parameters.emplace_back("samples", std::to_string(data.samples()));
+  config.train.checkpoint.parameters.emplace_back("features", std::to_string(d));
+  std::unique_ptr<LoadedCheckpoint> resumed;
+  if (config.resume == "yes" ||
+      (config.resume == "auto" &&
+       checkpoint_exists(comm, config.train.checkpoint.path, config.train.checkpoint.keep))) {
+    resumed = std::make_unique<LoadedCheckpoint>(
+        load_checkpoint(comm, config.train.checkpoint.path, config.train.checkpoint.keep));
+    comm.agree([&] {
+      for (const char* key : kMathKeys) {
+        std::string stored = "(absent)", current = "(absent)";
+        for (const auto& [k, v] : resumed->parameters)
+          if (k == key) stored = v;
+        for (const auto& [k, v] : config.train.checkpoint.parameters)
+          if (k == key) current = v;
+        if (stored != current && !config.force)
+          throw Error(cat("checkpoint '", resumed->path, "' was made with ", key, " = ", stored,
+                          ", this run has ", key, " = ", current,
+                          " (use --force to resume anyway)"));
+      }
+    });
+    if (comm.is_root()) {
+      for (const std::string& reason : resumed->skipped)
+        std::printf("skipping a checkpoint: %s\n", reason.c_str());
+      if (resumed->state.epoch >= config.train.epochs)
+        std::printf("checkpoint %s: the run is complete (%lld epochs); writing the output\n",
+                    resumed->path.c_str(), (long long)resumed->state.history.size());
+      else
+      std::printf("resuming from %s: epoch %lld, minibatch %lld (%lld done in all), %d rank%s then, %d now\n",
+                  resumed->path.c_str(), (long long)resumed->state.epoch + 1,
+                  (long long)resumed->state.next_minibatch, (long long)resumed->state.step,
+                  resumed->ranks, resumed->ranks == 1 ? "" : "s", comm.size());
+    }
+  } else if (comm.is_root() && config.resume == "auto") {
+    std::printf("no checkpoint at %s: starting afresh\n", config.train.checkpoint.path.c_str());
+  }
+  stop_requested = 0;
+  std::signal(SIGTERM, request_stop);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGUSR1, request_stop);
+  config.train.stop_request = &stop_requested;
   std::unique_ptr<Hdf5SampleSource> initial_codes;
   if (!config.code_init.empty())
     initial_codes = std::make_unique<Hdf5SampleSource>(
         comm, DatasetLocation::parse(config.code_init, "/codes_dense"));
-  const TrainResult result = train(comm, data, config.train, initial, progress, initial_codes.get());
+  const TrainResult result = train(comm, data, config.train, initial, progress,
+                                   initial_codes.get(), resumed ? &resumed->state : nullptr);
+  if (result.interrupted) {
+    if (comm.is_root()) {
+      if (config.train.checkpoint.path.empty())
+        std::printf("stopped on request after minibatch %lld of epoch %lld (no --checkpoint: "
+                    "nothing saved)\n",
+                    (long long)result.state.next_minibatch, (long long)result.state.epoch + 1);
+      else
+        std::printf("stopped on request; checkpoint %s holds epoch %lld, minibatch %lld: rerun "
+                    "with --resume yes to continue\n",
+                    config.train.checkpoint.path.c_str(), (long long)result.state.epoch + 1,
+                    (long long)result.state.next_minibatch);
+    }
+    return kExitInterrupted;
+  }
 
   TrainSummary summary;
   summary.ranks = comm.size();

@@ -58,6 +58,28 @@ void MinibatchLoader::read_chunk(Stream& stream, Index q, std::string& failure) 
     }
 }
 
+Index MinibatchLoader::seek_reads(int rank, Index t) const {
+  const auto [first, last] = schedule_.owned_shards(rank, ranks_);
+  Index reads = 0;
+  for (Index v = first; v < last; ++v) reads += schedule_.take_begin(v, t) > 0 ? 1 : 0;
+  return reads;
+}
+
+void MinibatchLoader::seek(Index t, std::string& failure) {
+  DICTLEARN_ASSERT(epoch_ >= 0 && t >= 0 && t <= schedule_.batches_per_epoch());
+  Index most_reads = 0;
+  for (int r = 0; r < ranks_; ++r) most_reads = std::max(most_reads, seek_reads(r, t));
+  Index reads = 0;
+  for (Stream& stream : streams_) {
+    const Index begin = schedule_.take_begin(stream.shard, t);
+    if (begin == 0) continue;
+    read_chunk(stream, orders_[size_t(stream.shard)].chunk_at(begin - 1), failure);
+    ++reads;
+  }
+  double unused = 0.0;
+  for (; reads < most_reads; ++reads) source_.read_rows(0, 0, &unused);
+}
+
 Index MinibatchLoader::load(Index t, Matrix& batch, std::vector<Index>& rows,
                             std::string& failure) {
   DICTLEARN_ASSERT(epoch_ >= 0 && t >= 0 && t < schedule_.batches_per_epoch());

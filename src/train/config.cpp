@@ -60,11 +60,15 @@ bool parse_bool(const std::string& text, const std::string& origin) {
   throw Error(cat(origin, ": expected true or false, got '", text, "'"));
 }
 
+// The shortest decimal text that reads back to exactly the same double.
 std::string format_number(double value) {
-  std::ostringstream out;
-  out.precision(17);
-  out << value;
-  return out.str();
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::ostringstream out;
+    out.precision(precision);
+    out << value;
+    if (std::strtod(out.str().c_str(), nullptr) == value) return out.str();
+  }
+  return std::to_string(value);
 }
 
 struct KeyHandler {
@@ -74,10 +78,16 @@ struct KeyHandler {
 };
 
 // Small builders keep each schema entry one line: name, help, field.
-KeyHandler text_key(std::string name, std::string help, std::string RunConfig::*field) {
+template <typename Get>
+KeyHandler text_key(std::string name, std::string help, Get get) {
   return {{std::move(name), std::move(help)},
-          [field](RunConfig& c, const std::string& v, const std::string&) { c.*field = v; },
-          [field](const RunConfig& c) { return c.*field; }};
+          [get](RunConfig& c, const std::string& v, const std::string&) { get(c) = v; },
+          [get](const RunConfig& c) { return get(const_cast<RunConfig&>(c)); }};
+}
+
+KeyHandler text_key(std::string name, std::string help, std::string RunConfig::*field) {
+  return text_key(std::move(name), std::move(help),
+                  [field](RunConfig& c) -> std::string& { return c.*field; });
 }
 
 template <typename Get>
@@ -211,6 +221,21 @@ const std::vector<KeyHandler>& handlers() {
                  [](RunConfig& c) -> double& { return c.train.replacement.min_usage; }),
       integer_key("replace-period", "online: minibatches per usage window (0: ceil(20 K / B))",
                   [](RunConfig& c) -> Index& { return c.train.replacement.period; }),
+      text_key("checkpoint", "checkpoint file (parallel HDF5; empty: none). Also written on "
+                             "SIGTERM, SIGINT, SIGUSR1 and at the end",
+               [](RunConfig& c) -> std::string& { return c.train.checkpoint.path; }),
+      integer_key("checkpoint-every", "checkpoint every this many minibatches (0: off)",
+                  [](RunConfig& c) -> Index& { return c.train.checkpoint.every; }),
+      number_key("checkpoint-seconds", "checkpoint every this many seconds (0: off)",
+                 [](RunConfig& c) -> double& { return c.train.checkpoint.seconds; }),
+      integer_key("checkpoint-keep", "keep a ring of this many checkpoints (PATH, PATH.1, ...)",
+                  [](RunConfig& c) -> Index& { return c.train.checkpoint.keep; }),
+      text_key("resume", "no, yes (continue from the checkpoint) or auto (continue if one exists)",
+               &RunConfig::resume),
+      flag_key("force", "resume even if the checkpoint was made with other parameters",
+               [](RunConfig& c) -> bool& { return c.force; }),
+      integer_key("stop-after", "stop with a checkpoint after this many minibatches of this run (0: off)",
+                  [](RunConfig& c) -> Index& { return c.train.stop_after; }),
       integer_key("synthetic-samples", "synthetic data: number of samples N",
                   [](RunConfig& c) -> Index& { return c.synthetic.samples; }),
       integer_key("synthetic-dim", "synthetic data: dimension d",

@@ -9,6 +9,7 @@
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/data/minibatch_loader.hpp"
 #include "dictlearn/statistics/sufficient_statistics.hpp"
+#include "dictlearn/train/checkpoint.hpp"
 #include "dictlearn/update/initialization.hpp"
 
 namespace dictlearn {
@@ -56,7 +57,7 @@ void validate(const TrainOptions& o) {
 namespace {
 
 // Extras carried by the per-minibatch allreduce after A's triangle and B.
-enum Extra : Index { kObjective = 0, kNonzeros, kSamples, kFailed, kUsage };
+enum Extra : Index { kObjective = 0, kNonzeros, kSamples, kFailed, kStop, kSaveNow, kUsage };
 
 void refresh_gram(const Matrix& dictionary, Matrix& gram) {
   blas::gemm(true, false, 1.0, dictionary, dictionary, 0.0, gram);
@@ -66,7 +67,7 @@ void refresh_gram(const Matrix& dictionary, Matrix& gram) {
 
 TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
                   const Matrix& initial_dictionary, const EpochCallback& on_epoch,
-                  SampleSource* initial_codes) {
+                  SampleSource* initial_codes, const TrainState* resume_from) {
   const Index N = source.samples(), d = source.dim(), K = options.atoms;
   comm.agree([&] {
     validate(options);
@@ -81,6 +82,10 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     if (std::min(options.virtual_shards, N) < comm.size())
       throw Error(cat("virtual-shards (", options.virtual_shards,
                       ") must be >= the number of ranks (", comm.size(), ")"));
+    if (resume_from != nullptr &&
+        (resume_from->dictionary.rows() != d || resume_from->dictionary.cols() != K))
+      throw Error(cat("the checkpoint's dictionary is ", resume_from->dictionary.cols(), " x ",
+                      resume_from->dictionary.rows(), "; this run has K x d = ", K, " x ", d));
   });
   // BLAS runs outside our OpenMP regions with as many threads as the rank may use, so the
   // two never oversubscribe the rank's cores.
@@ -91,13 +96,24 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const MinibatchSchedule schedule(
       N, {options.batch_size, options.virtual_shards, options.chunk_rows, options.seed});
   TrainResult result;
-  Matrix& dictionary = result.dictionary;
-  if (initial_dictionary.size() > 0) {
-    dictionary = initial_dictionary;
-    comm.agree([&] { validate_initial_dictionary(dictionary, d, K, "dictionary-init"); });
+  TrainState& state = result.state;
+  if (resume_from != nullptr) {
+    state = *resume_from;
   } else {
-    dictionary = initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
+    if (initial_dictionary.size() > 0) {
+      state.dictionary = initial_dictionary;
+      comm.agree([&] { validate_initial_dictionary(state.dictionary, d, K, "dictionary-init"); });
+    } else {
+      state.dictionary =
+          initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
+    }
+    state.a = Matrix::Zero(K, K);
+    state.b = Matrix::Zero(d, K);
+    state.usage = Vector::Zero(K);
   }
+  Matrix& dictionary = state.dictionary;
+  Matrix& a = state.a;
+  Matrix& b = state.b;
 
   BatchEncoder encoder(options.coder, K, d, threads);
   MinibatchLoader loader(source, schedule, comm.rank(), comm.size());
@@ -108,13 +124,9 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   Matrix warm_codes;
   std::vector<Index> warm_rows;
   PackedStatistics packed(K, d, kUsage + K);
-  Matrix gram(K, K), a = Matrix::Zero(K, K), b = Matrix::Zero(d, K);
-  Matrix x, dtx, codes, residual;
+  Matrix gram(K, K), x, dtx, codes, residual;
   Vector x_sqnorms, residuals, reconstruction, penalty;
   std::vector<Index> rows;
-  Vector usage = Vector::Zero(K);
-  double window_samples = 0.0;
-  Index window_batches = 0, step = 0;
   const Index replace_period =
       options.replacement.period > 0
           ? options.replacement.period
@@ -124,10 +136,11 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // Replaces the chosen atoms by the worst-represented samples of the current minibatch and
   // clears their statistics; returns how many were replaced.
   const auto replace_atoms = [&]() -> Index {
-    const std::vector<Index> atoms = atoms_to_replace(gram, usage, window_samples, options.replacement);
-    usage.setZero();
-    window_samples = 0.0;
-    window_batches = 0;
+    const std::vector<Index> atoms =
+        atoms_to_replace(gram, state.usage, state.window_samples, options.replacement);
+    state.usage.setZero();
+    state.window_samples = 0.0;
+    state.window_batches = 0;
     if (atoms.empty()) return 0;
     const Matrix fresh = worst_represented_samples(comm, x, residuals, rows, Index(atoms.size()));
     for (Index i = 0; i < fresh.cols(); ++i) {
@@ -150,19 +163,37 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       comm.agree([&] { mod_dictionary_update(a, b, dictionary, options.mod); });
     refresh_gram(dictionary, gram);
   };
+  const CheckpointOptions& checkpoint = options.checkpoint;
+  const bool checkpointing = !checkpoint.path.empty();
+  double last_checkpoint = MPI_Wtime();
+  Index run_minibatches = 0;
+  const auto save = [&](double epoch_start) {
+    const double now = MPI_Wtime();
+    TrainState snapshot = state;  // timing fields as of now, the rest as is
+    snapshot.epoch_seconds += now - epoch_start;
+    snapshot.elapsed += now - start;
+    write_checkpoint(comm, checkpoint, snapshot);
+    last_checkpoint = MPI_Wtime();
+  };
 
-  for (Index epoch = 0; epoch < options.epochs; ++epoch) {
+  for (; state.epoch < options.epochs; ++state.epoch) {
     const double epoch_start = MPI_Wtime();
-    loader.start_epoch(epoch);
-    const bool warm = code_loader && epoch == 0;
-    if (warm) code_loader->start_epoch(epoch);
-    double objective_sum = 0.0, nonzero_sum = 0.0, sample_sum = 0.0;
-    Index replaced = 0;
-    if (!per_minibatch) {
+    loader.start_epoch(state.epoch);
+    const bool warm = code_loader && state.epoch == 0;
+    if (warm) code_loader->start_epoch(state.epoch);
+    if (state.next_minibatch > 0) {  // resuming inside this epoch
+      std::string failure;
+      loader.seek(state.next_minibatch, failure);
+      if (warm) code_loader->seek(state.next_minibatch, failure);
+      comm.agree([&] {
+        if (!failure.empty()) throw Error(failure);
+      });
+    } else if (!per_minibatch) {
       a.setZero();
       b.setZero();
     }
-    for (Index t = 0; t < schedule.batches_per_epoch(); ++t) {
+    bool stop = false;
+    for (Index& t = state.next_minibatch; t < schedule.batches_per_epoch() && !stop;) {
       std::string failure;
       const Index n = loader.load(t, x, rows, failure);
       if (warm) code_loader->load(t, warm_codes, warm_rows, failure);
@@ -185,52 +216,92 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       extras[kNonzeros] = double(nonzeros);
       extras[kSamples] = double(n);
       extras[kFailed] = failure.empty() ? 0.0 : 1.0;
+      // Stop and checkpoint requests travel with the statistics, so all ranks agree on
+      // them at the same minibatch (rank 0's clock decides the timed checkpoints).
+      extras[kStop] = options.stop_request != nullptr && *options.stop_request != 0 ? 1.0 : 0.0;
+      extras[kSaveNow] = comm.is_root() && checkpoint.seconds > 0.0 &&
+                                 MPI_Wtime() - last_checkpoint >= checkpoint.seconds
+                             ? 1.0
+                             : 0.0;
       for (Index k = 0; k < K; ++k)
         extras[kUsage + k] = double((codes.row(k).array() != 0.0).count());
       comm.allreduce_sum(packed.data(), int(packed.size()));
       comm.raise_if_any_failed(extras[kFailed] > 0.0, failure);
 
       const double global_batch = extras[kSamples];
-      objective_sum += extras[kObjective];
-      nonzero_sum += extras[kNonzeros];
-      sample_sum += global_batch;
-      usage += Eigen::Map<const Vector>(extras + kUsage, K);
-      window_samples += global_batch;
-      ++window_batches;
+      state.objective_sum += extras[kObjective];
+      state.nonzero_sum += extras[kNonzeros];
+      state.sample_sum += global_batch;
+      state.usage += Eigen::Map<const Vector>(extras + kUsage, K);
+      state.window_samples += global_batch;
+      ++state.window_batches;
       if (per_minibatch) {
-        const double beta = online_forget_factor(step, Index(global_batch), options.forget_rate);
+        const double beta =
+            online_forget_factor(state.step, Index(global_batch), options.forget_rate);
         packed.add_to(beta, 1.0 / global_batch, a, b);
         update_dictionary();
-        if (options.replacement.enabled && window_batches >= replace_period)
-          replaced += replace_atoms();
-        ++step;
+        if (options.replacement.enabled && state.window_batches >= replace_period)
+          state.replaced += replace_atoms();
       } else {
         packed.add_to(1.0, 1.0, a, b);
       }
+      ++state.step;
+      ++t;
+      ++run_minibatches;
+      stop = extras[kStop] > 0.0 || (options.stop_after > 0 && run_minibatches >= options.stop_after);
+      const bool save_now = extras[kSaveNow] > 0.0 ||
+                            (checkpoint.every > 0 && state.step % checkpoint.every == 0);
+      if (checkpointing && (save_now || stop) && t < schedule.batches_per_epoch()) save(epoch_start);
+    }
+    if (state.next_minibatch < schedule.batches_per_epoch()) {  // stopped inside the epoch
+      result.interrupted = true;
+      break;
     }
     if (!per_minibatch) {
       update_dictionary();
       // Candidates come from the epoch's last minibatch, still in x and residuals.
-      if (options.replacement.enabled) replaced += replace_atoms();
+      if (options.replacement.enabled) state.replaced += replace_atoms();
     }
 
     EpochRecord record;
-    record.epoch = epoch + 1;
-    record.objective = objective_sum / sample_sum;
-    record.mean_nonzeros = nonzero_sum / sample_sum;
+    record.epoch = state.epoch + 1;
+    record.objective = state.objective_sum / state.sample_sum;
+    record.mean_nonzeros = state.nonzero_sum / state.sample_sum;
     const double now = MPI_Wtime();
-    record.seconds = now - epoch_start;
-    record.elapsed = now - start;
-    record.samples_per_second = sample_sum / std::max(record.seconds, 1e-9);
-    record.replaced_atoms = replaced;
-    result.history.push_back(record);
-    if (on_epoch && !on_epoch(record)) break;
+    record.seconds = state.epoch_seconds + (now - epoch_start);
+    record.elapsed = state.elapsed + (now - start);
+    record.samples_per_second = state.sample_sum / std::max(record.seconds, 1e-9);
+    record.replaced_atoms = state.replaced;
+    state.history.push_back(record);
+    state.next_minibatch = 0;
+    state.objective_sum = state.nonzero_sum = state.sample_sum = 0.0;
+    state.replaced = 0;
+    state.epoch_seconds = 0.0;
+    bool finished = on_epoch && !on_epoch(record);
     // Relative change of the epoch objective (identical on every rank: reduced values).
-    if (options.tol > 0.0 && result.history.size() >= 2) {
-      const double previous = result.history[result.history.size() - 2].objective;
-      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous)) break;
+    if (options.tol > 0.0 && state.history.size() >= 2) {
+      const double previous = state.history[state.history.size() - 2].objective;
+      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous)) finished = true;
+    }
+    if (finished) {
+      state.epoch = options.epochs;  // a finished run resumes to nothing
+      break;
+    }
+    if (stop && state.epoch + 1 < options.epochs) {
+      ++state.epoch;
+      result.interrupted = true;
+      if (checkpointing) save(MPI_Wtime());
+      break;
     }
   }
+  if (state.epoch >= options.epochs) {
+    state.epoch = options.epochs;
+    state.elapsed += MPI_Wtime() - start;
+    if (checkpointing) write_checkpoint(comm, checkpoint, state);  // resume of a done run: no-op
+    state.elapsed -= MPI_Wtime() - start;
+  }
+  result.dictionary = dictionary;
+  result.history = state.history;
   return result;
 }
 

@@ -21,6 +21,10 @@ class MinibatchLoader {
   /// Fixes the visiting order of every virtual shard for this epoch.
   void start_epoch(Index epoch);
 
+  /// Collective. Prepares to continue the current epoch at minibatch t (after a resume):
+  /// loads, for each owned shard, the chunk an uninterrupted run would hold in memory.
+  void seek(Index t, std::string& failure);
+
   /// Collective. Puts this rank's samples of global minibatch t (of the current epoch)
   /// into `batch` (d x count) and their global row numbers into `rows`; returns count.
   /// The first non-finite value met is described in `failure` (left unchanged if none)
@@ -36,6 +40,7 @@ class MinibatchLoader {
   };
   void read_chunk(Stream& stream, Index q, std::string& failure);
   Index reads_needed(int rank, Index t) const;
+  Index seek_reads(int rank, Index t) const;
 
   SampleSource& source_;
   const MinibatchSchedule& schedule_;

@@ -13,6 +13,7 @@
 //
 // Every rank performs the same dictionary update on the same reduced statistics with the
 // same deterministic code, so all ranks hold a bitwise identical D at every step.
+#include <csignal>
 #include <functional>
 #include <string>
 #include <vector>
@@ -39,6 +40,16 @@ enum class UpdateSchedule { minibatch, epoch };
 UpdateSchedule parse_update_schedule(const std::string& name);
 std::string to_string(UpdateSchedule schedule);
 
+/// When and where the trainer writes checkpoints (see train/checkpoint.hpp).
+struct CheckpointOptions {
+  std::string path;            ///< empty: no checkpoints
+  Index every = 0;             ///< every this many minibatches (0: off)
+  double seconds = 0.0;        ///< and/or every this many seconds (0: off)
+  Index keep = 1;              ///< ring of the last `keep` checkpoints
+  /// Configuration recorded in the file (key, value), checked on resume.
+  std::vector<std::pair<std::string, std::string>> parameters;
+};
+
 struct TrainOptions {
   Index atoms = 256;                 ///< K
   CoderOptions coder;                ///< sparse coder and its parameters (lambda, nonzeros)
@@ -56,6 +67,11 @@ struct TrainOptions {
   OnlineUpdateOptions online;
   ModUpdateOptions mod;
   ReplacementOptions replacement;
+  CheckpointOptions checkpoint;
+  /// Set asynchronously (e.g. by a signal handler) to ask for a checkpoint and a clean stop
+  /// at the end of the current minibatch; ranks agree on it in the minibatch's allreduce.
+  const volatile std::sig_atomic_t* stop_request = nullptr;
+  Index stop_after = 0;  ///< stop (with a checkpoint) after this many minibatches of this run
 };
 
 struct EpochRecord {
@@ -68,9 +84,29 @@ struct EpochRecord {
   Index replaced_atoms = 0;
 };
 
+/// Everything a run needs to continue exactly where it stopped (see train/checkpoint.hpp).
+struct TrainState {
+  Index epoch = 0;           ///< epoch in progress, 0-based (== epochs when finished)
+  Index next_minibatch = 0;  ///< first minibatch of `epoch` not yet done
+  Index step = 0;            ///< minibatches done in all (drives the online weighting)
+  Matrix dictionary;         ///< d x K
+  Matrix a;                  ///< K x K
+  Matrix b;                  ///< d x K
+  Vector usage;              ///< per-atom usage in the current replacement window
+  double window_samples = 0.0;
+  Index window_batches = 0;
+  double objective_sum = 0.0, nonzero_sum = 0.0, sample_sum = 0.0;  ///< epoch in progress
+  Index replaced = 0;          ///< atoms replaced in the epoch in progress
+  double epoch_seconds = 0.0;  ///< seconds spent in the epoch in progress before now
+  double elapsed = 0.0;        ///< seconds of training before now
+  std::vector<EpochRecord> history;
+};
+
 struct TrainResult {
   Matrix dictionary;  ///< d x K, columns of norm 1 (or <= 1 for never-used online atoms)
   std::vector<EpochRecord> history;
+  bool interrupted = false;  ///< stopped early on request, after writing a checkpoint
+  TrainState state;          ///< the final state (what a checkpoint holds)
 };
 
 /// Called on every rank after each epoch with the same record; returning false stops the
@@ -84,7 +120,8 @@ using EpochCallback = std::function<bool(const EpochRecord&)>;
 /// rank.
 TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
                   const Matrix& initial_dictionary = Matrix(),
-                  const EpochCallback& on_epoch = nullptr, SampleSource* initial_codes = nullptr);
+                  const EpochCallback& on_epoch = nullptr, SampleSource* initial_codes = nullptr,
+                  const TrainState* resume_from = nullptr);
 
 /// Throws Error naming the first invalid option (ranges and combinations).
 void validate(const TrainOptions& options);
