@@ -62,13 +62,22 @@ pid_file() { # pid_file DAEMON
   esac
 }
 
+# Whether PID is a live process: a killed daemon stays a zombie until PID 1 reaps it,
+# which can take a second or more (or forever, in a container whose init never reaps).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }  # the state follows "pid (comm) "
+  case ${stat%% *} in Z | X | x) return 1 ;; esac
+}
+
 # PID of DAEMON if its PID file names a live process of that name, else nothing.
 daemon_pid() {
   local file pid
   file=$(pid_file "$1")
   [ -r "$file" ] || return 1
   pid=$(tr -dc '0-9' <"$file")
-  [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
+  [ -n "$pid" ] && alive "$pid" || return 1
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || return 1
   echo "$pid"
 }
@@ -132,10 +141,10 @@ stop_daemon() {
   if pid=$(daemon_pid "$1"); then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do
-      [ -d "/proc/$pid" ] || break
+      alive "$pid" || break
       sleep 0.1
     done
-    if [ -d "/proc/$pid" ]; then
+    if alive "$pid"; then
       say "$1 ($pid) ignored TERM for 10 s: KILL"
       kill -KILL "$pid" 2>/dev/null || true
       sleep 0.2
@@ -270,7 +279,7 @@ start() {
   fi
   if [ -d "$DIR" ]; then
     [ -e "$DIR/$MARKER" ] || [ -z "$(ls -A "$DIR")" ] ||
-      die "$DIR exists and is not a slurm-local state directory; set SLURM_LOCAL_DIR"
+      die "$DIR exists and is not a slurm-local state directory; choose another SLURM_LOCAL_DIR"
     stop_all  # whatever half of a previous cluster is still up
   fi
   rm -rf "$DIR"

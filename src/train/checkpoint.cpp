@@ -165,7 +165,8 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
   h5::Handle file = h5::file(H5Fopen(file_path.c_str(), H5F_ACC_RDONLY, access.get()));
   if (!file) throw Error(cat(file_path, ": cannot open"));
   const hid_t root = file.get();
-  if (read_string_attribute(root, "format", file_path) != "dictlearn-checkpoint")
+  if (H5Aexists(root, "format") <= 0 ||
+      read_string_attribute(root, "format", file_path) != "dictlearn-checkpoint")
     throw Error(cat(file_path, ": not a dictlearn checkpoint"));
   const std::vector<double> version = read_double_attribute_array(root, "format_version", file_path);
   if (version.size() != 1 || int(version[0]) != kFormatVersion)
@@ -319,7 +320,7 @@ LoadedCheckpoint load_checkpoint(const Communicator& comm, const std::string& pa
   std::string why = loaded.skipped.empty() ? cat("no checkpoint at '", path, "'")
                                            : cat("no valid checkpoint at '", path, "'");
   for (const std::string& reason : loaded.skipped) why += "; " + reason;
-  throw Error(why);
+  throw AgreedError(why);  // every rank took the same (agreed) steps to get here
 }
 
 }  // namespace dictlearn

@@ -59,6 +59,12 @@ namespace {
 // Extras carried by the per-minibatch allreduce after A's triangle and B.
 enum Extra : Index { kObjective = 0, kNonzeros, kSamples, kFailed, kStop, kSaveNow, kUsage };
 
+// Rank 0's clock, so that every rank records (and checkpoints) the same timings.
+double agreed_seconds(const Communicator& comm, double seconds) {
+  comm.broadcast(&seconds, 1, 0);
+  return seconds;
+}
+
 void refresh_gram(const Matrix& dictionary, Matrix& gram) {
   blas::gemm(true, false, 1.0, dictionary, dictionary, 0.0, gram);
 }
@@ -170,8 +176,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const auto save = [&](double epoch_start) {
     const double now = MPI_Wtime();
     TrainState snapshot = state;  // timing fields as of now, the rest as is
-    snapshot.epoch_seconds += now - epoch_start;
-    snapshot.elapsed += now - start;
+    snapshot.epoch_seconds += agreed_seconds(comm, now - epoch_start);
+    snapshot.elapsed += agreed_seconds(comm, now - start);
     write_checkpoint(comm, checkpoint, snapshot);
     last_checkpoint = MPI_Wtime();
   };
@@ -268,8 +274,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     record.objective = state.objective_sum / state.sample_sum;
     record.mean_nonzeros = state.nonzero_sum / state.sample_sum;
     const double now = MPI_Wtime();
-    record.seconds = state.epoch_seconds + (now - epoch_start);
-    record.elapsed = state.elapsed + (now - start);
+    record.seconds = state.epoch_seconds + agreed_seconds(comm, now - epoch_start);
+    record.elapsed = state.elapsed + agreed_seconds(comm, now - start);
     record.samples_per_second = state.sample_sum / std::max(record.seconds, 1e-9);
     record.replaced_atoms = state.replaced;
     state.history.push_back(record);
@@ -296,9 +302,9 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   }
   if (state.epoch >= options.epochs) {
     state.epoch = options.epochs;
-    state.elapsed += MPI_Wtime() - start;
-    if (checkpointing) write_checkpoint(comm, checkpoint, state);  // resume of a done run: no-op
-    state.elapsed -= MPI_Wtime() - start;
+    TrainState final_state = state;
+    final_state.elapsed += agreed_seconds(comm, MPI_Wtime() - start);
+    if (checkpointing) write_checkpoint(comm, checkpoint, final_state);  // resuming it: no-op
   }
   result.dictionary = dictionary;
   result.history = state.history;

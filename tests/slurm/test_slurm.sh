@@ -5,7 +5,7 @@
 #   jobs/encode.sbatch on the trained dictionary with both launchers (identical codes).
 # Usage: tests/slurm/test_slurm.sh DICTLEARN_BINARY   (as root: it may install and start
 # Slurm through scripts/slurm-local.sh; a cluster already running there is reused.)
-# shellcheck source=tests/slurm/lib.sh
+# shellcheck source=tests/slurm/lib.sh disable=SC2317  # functions run through check
 source "$(dirname "$0")/lib.sh"
 START=$SECONDS
 slurm_cluster_up
