@@ -330,6 +330,8 @@ stop() {
   fi
   [ -e "$DIR/$MARKER" ] || die "$DIR is not a slurm-local state directory; not touching it"
   stop_all
+  # The jobs' (empty) cgroups; rmdir leaves any cgroup that still holds a process.
+  find /sys/fs/cgroup/*/slurm_localhost -depth -type d -exec rmdir {} + 2>/dev/null || true
   rm -rf "$DIR"
   say "stopped ($DIR removed)"
 }

@@ -1,6 +1,7 @@
 #include "dictlearn/train/trainer.hpp"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <memory>
@@ -85,6 +86,19 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       throw Error(cat("code-init '", initial_codes->describe(), "' is ", initial_codes->samples(),
                       " x ", initial_codes->dim(), "; expected samples x atoms = ", N, " x ",
                       options.atoms));
+    if (options.batch_size > N)
+      throw Error(cat("batch-size (", options.batch_size, ") is larger than the ", N,
+                      " samples of '", source.describe(), "'"));
+    // Refuse before allocating what cannot fit: the K x K matrices (A, G, the packed
+    // triangle, a Cholesky workspace per thread) dominate for large K.
+    const double threads_guess = options.threads > 0 ? options.threads : omp_get_max_threads();
+    const double k = double(K), bytes = 8.0 * ((3.5 + threads_guess) * k * k + 4.0 * double(d) * k +
+                                               k * double(options.batch_size));
+    const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    if (physical > 0 && bytes > physical)
+      throw Error(cat("atoms = ", K, " needs about ", bytes / 1073741824.0,
+                      " GiB per rank (K x K statistics), more than this node's ",
+                      physical / 1073741824.0, " GiB"));
     if (std::min(options.virtual_shards, N) < comm.size())
       throw Error(cat("virtual-shards (", options.virtual_shards,
                       ") must be >= the number of ranks (", comm.size(), ")"));

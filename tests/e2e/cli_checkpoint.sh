@@ -53,6 +53,31 @@ print("2 -> 3 ranks resume: max |difference| =", np.abs(a - b).max())
 assert np.abs(a - b).max() < 1e-8
 PY
 
+# kill -9 of one rank mid-run: the job ends within 10 s (no hang) and the last checkpoint
+# is intact (the run resumes from it).
+mpiexec -n 2 --oversubscribe "$DICTLEARN" train "${ARGS[@]}" --epochs 40 --checkpoint ck9.h5 \
+  --checkpoint-every 20 --output killed.h5 >kill.log 2>&1 &
+launcher=$!
+for _ in $(seq 300); do [ -f ck9.h5 ] && break; sleep 0.1; done
+sleep 0.5
+victim=$(pgrep -f "dictlearn train .*ck9.h5" | grep -v "^$launcher$" | tail -1)
+killed_at=$("$PYTHON" -c 'import time; print(time.time())')
+kill -9 "$victim"
+status=0
+for _ in $(seq 150); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$launcher" 2>/dev/null; then
+  fail "the job still runs 15 s after kill -9 of rank process $victim"
+  pkill -9 -f "dictlearn train .*ck9.h5" || true
+fi
+wait "$launcher" || status=$?
+seconds=$("$PYTHON" -c "import time; print(round(time.time() - $killed_at, 1))")
+echo "kill -9 of one rank: the job ended after ${seconds}s with status $status"
+"$PYTHON" -c "import sys; sys.exit(0 if $seconds < 10 else 1)" || fail "job took ${seconds}s to end"
+[ "$status" -ne 0 ] || fail "a job with a killed rank exited 0"
+run_mpi 2 train "${ARGS[@]}" --epochs 40 --checkpoint ck9.h5 --resume yes --stop-after 5 \
+  --output x.h5 >resume9.log 2>&1 || true
+grep -q "resuming from ck9.h5" resume9.log || fail "the checkpoint after kill -9 is unusable: $(cat resume9.log)"
+
 expect_error() {  # expect_error "fragment" ARGS...
   local fragment=$1 status=0
   shift

@@ -16,6 +16,11 @@ with h5py.File("good.h5", "w") as f:
     f["integers"] = np.arange(16).reshape(2, 8)
     f["one"] = good[:1]
 bad = good.copy(); bad[7, 3] = np.nan
+infinite = good.copy(); infinite[9, 1] = -np.inf
+with h5py.File("inf.h5", "w") as f:
+    f["X"] = infinite
+with h5py.File("good.h5", "a") as f:
+    f.create_dataset("empty", shape=(0, 8), dtype="f8")
 with h5py.File("nan.h5", "w") as f:
     f["X"] = bad
 with h5py.File("dict3.h5", "w") as f:
@@ -61,6 +66,12 @@ expect_error 2 "atoms must be >= 1" --input good.h5 --atoms 0
 expect_error 2 "lambda must be" --input good.h5 --lambda -0.5
 expect_error 2 "batch-size must be >= 1" --input good.h5 --batch-size 0
 expect_error 2 "epochs must be >= 1" --input good.h5 --epochs 0
+expect_error 2 "batch-size (500) is larger than the 200 samples" --input good.h5 --batch-size 500
+expect_error 2 "GiB per rank (K x K statistics)" --input good.h5 --atoms 10000000
+expect_error 2 "expected a finite number, got 'nan'" --input good.h5 --lambda nan
+expect_error 2 "row 9, column 1" --input inf.h5
+expect_error 2 "is empty" --input good.h5:/empty
+expect_error 2 "floating-point" --input good.h5:/names
 expect_error 2 "coder: unknown value 'foo'" --input good.h5 --coder foo
 expect_error 2 "positive-codes is not available with coder omp" --input good.h5 --coder omp \
   --nonzeros 2 --positive-codes
