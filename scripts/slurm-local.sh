@@ -115,9 +115,11 @@ install_packages() {
   [ ${#missing[@]} -eq 0 ] && return
   say "installing ${missing[*]} (apt-get)"
   apt-get update -qq >&2 || die "apt-get update failed"
+  local log
+  log=$(mktemp)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-    >"$DIR.apt.log" 2>&1 || { cat "$DIR.apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
-  rm -f "$DIR.apt.log"
+    >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "apt-get install ${missing[*]} failed"; }
+  rm -f "$log"
 }
 
 munge_key() {

@@ -39,7 +39,7 @@ const char* const kMathKeys[] = {
     "input", "atoms", "coder", "lambda", "positive-codes", "nonzeros", "tolerance", "coder-tol",
     "coder-max-iter", "elastic-penalty", "loss", "huber-delta", "loss-power", "update",
     "update-every", "batch-size", "seed", "normalize", "read-chunk", "virtual-shards",
-    "forget-rate", "update-passes", "mod-ridge", "replace-atoms", "replace-duplicate-cosine",
+    "forget-rate", "update-passes", "mod-ridge", "positive-dict", "replace-atoms", "replace-duplicate-cosine",
     "replace-min-usage", "replace-period", "synthetic-samples", "synthetic-dim",
     "synthetic-atoms", "synthetic-sparsity", "synthetic-snr-db", "synthetic-seed", "samples",
     "features"};

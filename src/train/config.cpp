@@ -211,6 +211,8 @@ const std::vector<KeyHandler>& handlers() {
                  [](RunConfig& c) -> double& { return c.train.forget_rate; }),
       integer_key("update-passes", "online: block-coordinate sweeps per minibatch",
                   [](RunConfig& c) -> Index& { return c.train.online.passes; }),
+      flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",
+               [](RunConfig& c) -> bool& { return c.train.positive_dict; }),
       number_key("mod-ridge", "mod: eps = mod-ridge * trace(A)/K added to A's diagonal",
                  [](RunConfig& c) -> double& { return c.train.mod.ridge; }),
       flag_key("replace-atoms", "replace unused and duplicated atoms by badly represented samples",

@@ -60,6 +60,16 @@ namespace {
 // Extras carried by the per-minibatch allreduce after A's triangle and B.
 enum Extra : Index { kObjective = 0, kNonzeros, kSamples, kFailed, kStop, kSaveNow, kUsage };
 
+// Projects atoms onto the non-negative part of the unit sphere (for positive-dict): used on
+// the initial atoms and on replacement samples; the update rules project by themselves.
+void make_nonnegative(Matrix& atoms) {
+  for (Index k = 0; k < atoms.cols(); ++k) {
+    auto atom = atoms.col(k);
+    atom = atom.cwiseMax(0.0);
+    if (atom.norm() > 0.0) atom.normalize();
+  }
+}
+
 // Rank 0's clock, so that every rank records (and checkpoints) the same timings.
 double agreed_seconds(const Communicator& comm, double seconds) {
   comm.broadcast(&seconds, 1, 0);
@@ -127,6 +137,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       state.dictionary =
           initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
     }
+    if (options.positive_dict) make_nonnegative(state.dictionary);
     state.a = Matrix::Zero(K, K);
     state.b = Matrix::Zero(d, K);
     state.usage = Vector::Zero(K);
@@ -162,7 +173,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     state.window_samples = 0.0;
     state.window_batches = 0;
     if (atoms.empty()) return 0;
-    const Matrix fresh = worst_represented_samples(comm, x, residuals, rows, Index(atoms.size()));
+    Matrix fresh = worst_represented_samples(comm, x, residuals, rows, Index(atoms.size()));
+    if (options.positive_dict) make_nonnegative(fresh);
     for (Index i = 0; i < fresh.cols(); ++i) {
       const Index k = atoms[size_t(i)];
       dictionary.col(k) = fresh.col(i);
@@ -175,12 +187,15 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   };
 
   const bool per_minibatch = options.update_every == UpdateSchedule::minibatch;
+  OnlineUpdateOptions online = options.online;
+  ModUpdateOptions mod = options.mod;
+  online.positive = mod.positive = online.positive || options.positive_dict;
   // The update rule on the current statistics; identical on every rank.
   const auto update_dictionary = [&] {
     if (options.update == UpdateKind::online)
-      online_dictionary_update(a, b, dictionary, options.online);
+      online_dictionary_update(a, b, dictionary, online);
     else
-      comm.agree([&] { mod_dictionary_update(a, b, dictionary, options.mod); });
+      comm.agree([&] { mod_dictionary_update(a, b, dictionary, mod); });
     refresh_gram(dictionary, gram);
   };
   const CheckpointOptions& checkpoint = options.checkpoint;

@@ -168,7 +168,9 @@ slurm_expect_state() {
   fi
 }
 
-slurm_finish() {
+slurm_finish() { # cleans up first, so that the count is the last line
+  trap - EXIT
+  slurm_cleanup
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ] || exit 1
   exit 0

@@ -123,7 +123,7 @@ TEST_CASE("config: boolean flags alone, with a value, and before another flag", 
   // The schema marks exactly the booleans as flags.
   for (const auto& key : dictlearn::config_keys())
     CHECK(key.is_flag == (key.name == "positive-codes" || key.name == "replace-atoms" ||
-                           key.name == "dense"));
+                           key.name == "dense" || key.name == "positive-dict" || key.name == "force"));
 }
 
 TEST_CASE("config: the command line overrides the YAML file", "[config]") {
@@ -293,6 +293,14 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.synthetic.seed = 987654321;
   c.dictionary = "dict.h5:/D";
   c.code_init = "codes.h5:/C";
+  c.train.positive_dict = true;
+  c.train.checkpoint.path = "run.ckpt.h5";
+  c.train.checkpoint.every = 12;
+  c.train.checkpoint.seconds = 2.5;
+  c.train.checkpoint.keep = 3;
+  c.resume = "auto";
+  c.force = true;
+  c.train.stop_after = 8;
   c.train.coder.coder_tol = 1e-9 / 3.0;
   c.train.coder.coder_max_iter = 77;
   c.train.coder.elastic_penalty = 0.5 / 3.0;

@@ -66,6 +66,7 @@ struct TrainOptions {
   double forget_rate = 5.0;          ///< rho of the online weighting (1: scikit-learn)
   OnlineUpdateOptions online;
   ModUpdateOptions mod;
+  bool positive_dict = false;        ///< D >= 0 (projection after every update rule)
   ReplacementOptions replacement;
   CheckpointOptions checkpoint;
   /// Set asynchronously (e.g. by a signal handler) to ask for a checkpoint and a clean stop
