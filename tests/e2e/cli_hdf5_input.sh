@@ -25,6 +25,14 @@ with h5py.File("out.h5", "r") as f:
     assert len(f["/history"]) == 2
 print("ok")
 PY
+# A non-negative dictionary with non-negative codes, for both update rules.
+for update in online mod; do
+  run_mpi 2 train --input data.h5:/group/samples --atoms 10 --lambda 0.1 --epochs 2 --batch-size 50 \
+    --positive-dict --positive-codes --update "$update" --threads 1 --output positive.h5 \
+    >log.txt 2>&1 || { cat log.txt; fail "positive-dict with update $update"; }
+  "$PYTHON" -c "import h5py; d = h5py.File('positive.h5')['dictionary'][()]; assert d.min() >= 0, d.min()" ||
+    fail "positive-dict with update $update left negative entries"
+done
 # Batch learning (update-every epoch) warm-started from codes written by encode --dense.
 run_mpi 2 encode --dictionary out.h5 --input data.h5:/group/samples --coder cd --lambda 0.2 \
   --dense --output codes.h5 >log.txt 2>&1 || { cat log.txt; fail "encode for code-init"; }
