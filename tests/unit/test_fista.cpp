@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <random>
 
+#include "test_support.hpp"
 #include "dictlearn/coding/fista.hpp"
 #include "dictlearn/coding/lars.hpp"
 
@@ -18,42 +19,15 @@ namespace {
 using dictlearn::Fista;
 using dictlearn::FistaOptions;
 using dictlearn::Index;
+using dictlearn::testing::random_dictionary;
+using dictlearn::testing::Rng;
 using dictlearn::LarsLasso;
 using dictlearn::LarsOptions;
 using dictlearn::Matrix;
 using dictlearn::Vector;
 using Loss = FistaOptions::Loss;
 
-// Portable pseudo-random numbers (see test_lars.cpp).
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : engine_(seed) {}
-  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double gaussian() {
-    const double u1 = 1.0 - uniform();  // (0, 1]
-    const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-  }
-  Vector gaussian_vector(Index n) {
-    Vector v(n);
-    for (Index i = 0; i < n; ++i) v(i) = gaussian();
-    return v;
-  }
 
- private:
-  std::mt19937_64 engine_;
-};
-
-// d x K dictionary with unit-norm columns; `shared` > 0 correlates the atoms.
-Matrix random_dictionary(Index d, Index K, Rng& rng, double shared = 0.0) {
-  const Vector common = rng.gaussian_vector(d);
-  Matrix D(d, K);
-  for (Index k = 0; k < K; ++k) {
-    D.col(k) = rng.gaussian_vector(d) + shared * rng.uniform() * common;
-    D.col(k).normalize();
-  }
-  return D;
-}
 
 struct Problem {
   Matrix D, G;

@@ -9,48 +9,20 @@
 #include <random>
 #include <vector>
 
+#include "test_support.hpp"
 #include "dictlearn/coding/omp.hpp"
 
 namespace {
 
 using dictlearn::BatchOmp;
 using dictlearn::Index;
+using dictlearn::testing::random_dictionary;
+using dictlearn::testing::Rng;
 using dictlearn::Matrix;
 using dictlearn::OmpOptions;
 using dictlearn::Vector;
 
-// Portable pseudo-random numbers: std::normal_distribution differs between standard
-// libraries, so Gaussians come from raw mt19937_64 bits by Box-Muller.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : engine_(seed) {}
-  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }  // [0, 1)
-  Index below(Index n) { return static_cast<Index>(uniform() * static_cast<double>(n)); }
-  double gaussian() {
-    const double u1 = 1.0 - uniform();  // (0, 1]
-    const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-  }
-  Vector gaussian_vector(Index n) {
-    Vector v(n);
-    for (Index i = 0; i < n; ++i) v(i) = gaussian();
-    return v;
-  }
 
- private:
-  std::mt19937_64 engine_;
-};
-
-// d x K dictionary with unit-norm columns; `shared` > 0 correlates the atoms.
-Matrix random_dictionary(Index d, Index K, Rng& rng, double shared = 0.0) {
-  const Vector common = rng.gaussian_vector(d);
-  Matrix D(d, K);
-  for (Index k = 0; k < K; ++k) {
-    D.col(k) = rng.gaussian_vector(d) + shared * rng.uniform() * common;
-    D.col(k).normalize();
-  }
-  return D;
-}
 
 // s distinct atoms with coefficients of magnitude in [0.5, 1.5] and random signs.
 Vector random_sparse_code(Index K, Index s, Rng& rng) {
