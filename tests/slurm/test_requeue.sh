@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A time-limited Slurm job that is signalled before its limit, checkpoints, requeues
+# itself and finishes from the checkpoint: its dictionary must equal, bit for bit, the one
+# of an uninterrupted run with the same rank count.
+source "$(dirname "$0")/lib.sh"
+SLURM_TEST_TIMEOUT=${SLURM_TEST_TIMEOUT:-540}
+slurm_cluster_up
+cd "$WORK"
+ARGS="--epochs 10"  # the default config: about 35 s on 2 ranks here
+
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# shellcheck disable=SC2086
+mpirun -n 2 --oversubscribe "$DICTLEARN" train "$REPO/configs/default.yaml" $ARGS --threads 1 \
+  --output reference.h5 >reference.log 2>&1 || fail "uninterrupted reference run"
+echo "reference: $(grep -c '^epoch' reference.log) epochs in $(sed -n 's/.*elapsed \([^ ]*\).*/\1/p' reference.log | tail -1)"
+
+# A one-minute limit with the signal 30 s ahead: each run gets a few epochs done.
+job=$(slurm_submit DICTLEARN="$DICTLEARN" CONFIG="$REPO/configs/default.yaml" OUTPUT=requeued.h5 \
+  EXTRA_ARGS="$ARGS" -- \
+  --ntasks=2 --time=1 --signal=B:USR1@30 "$REPO/jobs/train.sbatch")
+slurm_expect_state "$job" COMPLETED "time-limited job requeued until done" || true
+restarts=$(slurm_job_field "$job" Restarts)
+log=$(ls dictlearn-train-"$job".out 2>/dev/null || true)
+[ -n "$log" ] && grep -E "run [0-9]|signal|requeue|resuming|complete" "$log"
+check "the job was requeued at least once (Restarts=$restarts)" [ "${restarts:-0}" -ge 1 ]
+check "the log kept every run (--open-mode=append)" [ "$(grep -c '^dictlearn job' "$log")" -ge 2 ]
+check "the requeued job's dictionary equals the uninterrupted one bit for bit" \
+  "$PYTHON" -c "
+import h5py, numpy as np, sys
+a = h5py.File('reference.h5')['dictionary'][()]; b = h5py.File('requeued.h5')['dictionary'][()]
+print('max |difference|', np.abs(a - b).max()); sys.exit(0 if np.array_equal(a, b) else 1)"
+slurm_finish
