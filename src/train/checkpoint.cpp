@@ -224,6 +224,37 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
   return s;
 }
 
+void write_contents(const Communicator& comm, h5::Handle& file, const CheckpointOptions& options,
+                    const TrainState& state) {
+  h5::Handle transfer = h5::plist(h5::check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate"));
+  h5::check_status(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
+  const hid_t root = file.get();
+  const Index K = state.dictionary.cols(), d = state.dictionary.rows();
+  write_matrix(comm, root, transfer.get(), "/dictionary", state.dictionary);
+  write_matrix(comm, root, transfer.get(), "/A", state.a);
+  write_matrix(comm, root, transfer.get(), "/B", state.b);
+  write_matrix(comm, root, transfer.get(), "/usage", Matrix(state.usage));
+  write_matrix(comm, root, transfer.get(), "/history", history_matrix(state.history));
+  // Attributes are collective metadata: every rank passes the same values.
+  write_string_attribute(root, "format", "dictlearn-checkpoint");
+  write_double_attribute_array(root, "format_version", {double(kFormatVersion)});
+  write_string_attribute(root, "dictlearn_version", DICTLEARN_VERSION);
+  write_double_attribute_array(root, "state", state_scalars(state));
+  write_double_attribute_array(root, "shape",
+                               {double(K), double(d), double(state.history.size())});
+  write_double_attribute_array(root, "ranks", {double(comm.size())});
+  char checksum[32];
+  std::snprintf(checksum, sizeof checksum, "%016llx",
+                (unsigned long long)state_checksum(state));
+  write_string_attribute(root, "checksum", checksum);
+  std::string keys;
+  for (const auto& [key, value] : options.parameters) {
+    keys += (keys.empty() ? "" : "\n") + key;
+    write_string_attribute(root, "param:" + key, value);
+  }
+  write_string_attribute(root, "parameter_keys", keys);
+}
+
 }  // namespace
 
 void write_checkpoint(const Communicator& comm, const CheckpointOptions& options,
@@ -242,35 +273,15 @@ void write_checkpoint(const Communicator& comm, const CheckpointOptions& options
                         "' (does the directory exist, is it writable, is the disk full?)"));
     });
     comm.agree([&] {
-      h5::Handle transfer = h5::plist(h5::check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate"));
-      h5::check_status(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
-      const hid_t root = file.get();
-      const Index K = state.dictionary.cols(), d = state.dictionary.rows();
-      write_matrix(comm, root, transfer.get(), "/dictionary", state.dictionary);
-      write_matrix(comm, root, transfer.get(), "/A", state.a);
-      write_matrix(comm, root, transfer.get(), "/B", state.b);
-      write_matrix(comm, root, transfer.get(), "/usage", Matrix(state.usage));
-      write_matrix(comm, root, transfer.get(), "/history", history_matrix(state.history));
-      // Attributes are collective metadata: every rank passes the same values.
-      write_string_attribute(root, "format", "dictlearn-checkpoint");
-      write_double_attribute_array(root, "format_version", {double(kFormatVersion)});
-      write_string_attribute(root, "dictlearn_version", DICTLEARN_VERSION);
-      write_double_attribute_array(root, "state", state_scalars(state));
-      write_double_attribute_array(root, "shape",
-                                   {double(K), double(d), double(state.history.size())});
-      write_double_attribute_array(root, "ranks", {double(comm.size())});
-      char checksum[32];
-      std::snprintf(checksum, sizeof checksum, "%016llx",
-                    (unsigned long long)state_checksum(state));
-      write_string_attribute(root, "checksum", checksum);
-      std::string keys;
-      for (const auto& [key, value] : options.parameters) {
-        keys += (keys.empty() ? "" : "\n") + key;
-        write_string_attribute(root, "param:" + key, value);
+      try {
+        write_contents(comm, file, options, state);
+      } catch (const Error& error) {
+        throw Error(cat("writing checkpoint '", temporary, "' failed (", error.what(),
+                        "): disk full or quota exceeded? The previous checkpoint is kept"));
       }
-      write_string_attribute(root, "parameter_keys", keys);
       file.close(cat("cannot close checkpoint '", temporary, "' (disk full?)"));
     });
+
     // One process makes it durable and moves it into place, the ring shifting down.
     comm.agree([&] {
       if (!comm.is_root()) return;

@@ -5,6 +5,7 @@
 source "$(dirname "$0")/common.sh"
 RUN_TIMEOUT=300
 cd "$WORK"
+trap 'umount "$WORK/tiny" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ARGS=(--synthetic-samples 20000 --synthetic-atoms 64 --atoms 64 --epochs 12 --threads 1)
 
 same_dictionary() {
@@ -77,6 +78,26 @@ echo "kill -9 of one rank: the job ended after ${seconds}s with status $status"
 run_mpi 2 train "${ARGS[@]}" --epochs 40 --checkpoint ck9.h5 --resume yes --stop-after 5 \
   --output x.h5 >resume9.log 2>&1 || true
 grep -q "resuming from ck9.h5" resume9.log || fail "the checkpoint after kill -9 is unusable: $(cat resume9.log)"
+
+# A full disk: a tmpfs with room for one checkpoint but not for the next. The run fails
+# with a clear error and the previous checkpoint stays valid. (Needs root for mount.)
+mkdir -p tiny
+if mount -t tmpfs -o size=180k tmpfs tiny 2>/dev/null; then
+  status=0
+  run_mpi 2 train "${ARGS[@]}" --checkpoint tiny/ck.h5 --checkpoint-every 5 --output full2.h5 \
+    >disk.log 2>&1 || status=$?
+  grep "dictlearn: error" disk.log || true
+  [ "$status" -ne 0 ] && grep -q "disk full or quota exceeded" disk.log ||
+    fail "a full disk did not give a clear error (exit $status)"
+  [ ! -e tiny/ck.h5.tmp ] || fail "a partial checkpoint was left behind"
+  run_mpi 2 train "${ARGS[@]}" --checkpoint tiny/ck.h5 --resume yes --stop-after 1 --output x.h5 \
+    >disk-resume.log 2>&1 || true
+  grep -q "resuming from tiny/ck.h5: epoch 1, minibatch 5" disk-resume.log ||
+    fail "the checkpoint before the full disk is not intact: $(cat disk-resume.log)"
+  umount tiny
+else
+  echo "skipped the full-disk check: mounting a tmpfs needs root"
+fi
 
 expect_error() {  # expect_error "fragment" ARGS...
   local fragment=$1 status=0
