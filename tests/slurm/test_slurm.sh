@@ -133,5 +133,20 @@ if slurm_expect_state "$encode_mpirun" COMPLETED "encode, mpirun, 1 rank x 2 thr
     codes-mpirun.h5 /codes/data /codes/indices /codes/indptr /objective/total
 fi
 
+# A lambda sweep as a job array: task i trains with line i of the list.
+printf '# lambdas\n0.1\n0.2\n' >"$WORK/lambdas.txt"
+sweep=$(slurm_submit DICTLEARN="$DICTLEARN" CONFIG="$REPO/configs/default.yaml" \
+  LAMBDAS="$WORK/lambdas.txt" OUTDIR="$WORK/sweep" \
+  EXTRA_ARGS="--synthetic-samples 20000 --synthetic-atoms 64 --atoms 64 --epochs 2" -- \
+  --array=0-1 "$REPO/jobs/sweep.sbatch")
+while [ -n "$(squeue -h -j "$sweep" 2>/dev/null)" ] && [ "$SECONDS" -lt "$SLURM_TEST_DEADLINE" ]; do
+  sleep 1
+done
+check "sweep: one dictionary per lambda, recording its lambda" "$PYTHON" -c "
+import h5py
+for value in (0.1, 0.2):
+    with h5py.File(f'$WORK/sweep/lambda-{value}.h5') as f:
+        assert f.attrs['lambda'] == value and f['dictionary'].shape == (64, 64), value"
+
 echo "Slurm tests took $((SECONDS - START)) s"
 slurm_finish
