@@ -9,7 +9,7 @@
 
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
-#include "dictlearn/io/hdf5_handle.hpp"
+#include "dictlearn/io/collective_writer.hpp"
 #include "dictlearn/io/output_writer.hpp"
 
 namespace dictlearn {
@@ -105,38 +105,6 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
   return out;
 }
 
-namespace {
-
-// Creates a 1-D or 2-D dataset collectively and writes this rank's block of rows.
-void write_rows(hid_t file, hid_t transfer, const std::string& name, hid_t file_type,
-                hid_t memory_type, const std::vector<hsize_t>& dims, hsize_t row_begin,
-                hsize_t rows, const void* data) {
-  const int rank = int(dims.size());
-  h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(rank, dims.data(), nullptr),
-                                             cat("cannot create the dataspace of ", name)));
-  h5::Handle set = h5::dataset(h5::check(H5Dcreate2(file, name.c_str(), file_type, space.get(),
-                                                    H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                         cat("cannot create dataset ", name)));
-  std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  start[0] = row_begin;
-  count[0] = rows;
-  h5::Handle memory = h5::dataspace(h5::check(H5Screate_simple(rank, count.data(), nullptr),
-                                              "H5Screate_simple"));
-  if (rows == 0) {
-    H5Sselect_none(space.get());
-    H5Sselect_none(memory.get());
-  } else {
-    h5::check_status(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr,
-                                         count.data(), nullptr),
-                     "H5Sselect_hyperslab");
-  }
-  static const double kNothing = 0.0;
-  h5::check_status(H5Dwrite(set.get(), memory_type, memory.get(), space.get(), transfer,
-                            rows == 0 ? &kNothing : data),
-                   cat("cannot write dataset ", name));
-}
-
-}  // namespace
 
 static void write_codes_to(const Communicator& comm, const std::string& temporary, const std::string& path,
                     const LocalCodes& codes, Index total_rows, bool dense,
@@ -171,18 +139,9 @@ static void write_codes_to(const Communicator& comm, const std::string& temporar
                     const LocalCodes& codes, Index total_rows, bool dense,
                     const std::vector<std::pair<std::string, std::string>>& attributes,
                     long long offset, long long total_nnz) {
-  h5::Handle access = h5::plist(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"));
-  h5::check_status(H5Pset_fapl_mpio(access.get(), comm.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio");
-  h5::Handle file;
+  h5::Handle file = create_collective_file(comm, temporary, "output file");
   comm.agree([&] {
-    file = h5::file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()));
-    if (!file)
-      throw Error(cat("cannot create output file '", temporary,
-                      "' (does the directory exist and is it writable?)"));
-  });
-  comm.agree([&] {
-    h5::Handle transfer = h5::plist(h5::check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate"));
-    h5::check_status(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
+    h5::Handle transfer = collective_transfer();
     h5::Handle group = h5::Handle(h5::check(H5Gcreate2(file.get(), "/codes", H5P_DEFAULT,
                                                        H5P_DEFAULT, H5P_DEFAULT),
                                             "cannot create /codes"),
@@ -192,33 +151,33 @@ static void write_codes_to(const Communicator& comm, const std::string& temporar
                                                 "cannot create /objective"),
                                       H5Gclose);
     const hsize_t nnz = hsize_t(total_nnz), N = hsize_t(total_rows);
-    write_rows(file.get(), transfer.get(), "/codes/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {nnz},
+    write_rows_collective(file.get(), transfer.get(), "/codes/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {nnz},
                hsize_t(offset), codes.values.size(), codes.values.data());
-    write_rows(file.get(), transfer.get(), "/codes/indices", H5T_STD_I64LE, H5T_NATIVE_INT64,
+    write_rows_collective(file.get(), transfer.get(), "/codes/indices", H5T_STD_I64LE, H5T_NATIVE_INT64,
                {nnz}, hsize_t(offset), codes.columns.size(), codes.columns.data());
     // indptr has N + 1 entries: rank r writes rows [row_begin, row_begin + rows), the last
     // rank also the closing entry.
     std::vector<std::int64_t> indptr(codes.row_offsets.begin(), codes.row_offsets.end());
     for (auto& value : indptr) value += offset;
     const bool last_rank = comm.rank() == comm.size() - 1;
-    write_rows(file.get(), transfer.get(), "/codes/indptr", H5T_STD_I64LE, H5T_NATIVE_INT64,
+    write_rows_collective(file.get(), transfer.get(), "/codes/indptr", H5T_STD_I64LE, H5T_NATIVE_INT64,
                {N + 1}, hsize_t(codes.row_begin), hsize_t(codes.rows) + (last_rank ? 1 : 0),
                indptr.data());
     std::vector<double> total(codes.reconstruction.size());
     for (size_t i = 0; i < total.size(); ++i) total[i] = codes.reconstruction[i] + codes.penalty[i];
-    write_rows(file.get(), transfer.get(), "/objective/reconstruction", H5T_IEEE_F64LE,
+    write_rows_collective(file.get(), transfer.get(), "/objective/reconstruction", H5T_IEEE_F64LE,
                H5T_NATIVE_DOUBLE, {N}, hsize_t(codes.row_begin), hsize_t(codes.rows),
                codes.reconstruction.data());
-    write_rows(file.get(), transfer.get(), "/objective/penalty", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    write_rows_collective(file.get(), transfer.get(), "/objective/penalty", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                {N}, hsize_t(codes.row_begin), hsize_t(codes.rows), codes.penalty.data());
-    write_rows(file.get(), transfer.get(), "/objective/total", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+    write_rows_collective(file.get(), transfer.get(), "/objective/total", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                {N}, hsize_t(codes.row_begin), hsize_t(codes.rows), total.data());
     if (dense) {
       Matrix block = Matrix::Zero(codes.atoms, codes.rows);  // K x rows = rows x K row-major
       for (Index j = 0; j < codes.rows; ++j)
         for (auto e = codes.row_offsets[size_t(j)]; e < codes.row_offsets[size_t(j) + 1]; ++e)
           block(codes.columns[size_t(e)], j) = codes.values[size_t(e)];
-      write_rows(file.get(), transfer.get(), "/codes_dense", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+      write_rows_collective(file.get(), transfer.get(), "/codes_dense", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                  {N, hsize_t(codes.atoms)}, hsize_t(codes.row_begin), hsize_t(codes.rows),
                  block.data());
     }

@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "dictlearn/core/error.hpp"
-#include "dictlearn/io/hdf5_handle.hpp"
+#include "dictlearn/io/collective_writer.hpp"
 
 namespace dictlearn {
 namespace {
@@ -83,27 +83,10 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
 void write_matrix(const Communicator& comm, hid_t file, hid_t transfer, const char* name,
                   const Matrix& columns) {
   const hsize_t rows = hsize_t(columns.cols()), cols = hsize_t(columns.rows());
-  const hsize_t dims[2] = {rows, cols};
-  h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(2, dims, nullptr), name));
-  h5::Handle set = h5::dataset(h5::check(
-      H5Dcreate2(file, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-      cat("cannot create ", name)));
-  if (rows == 0 || cols == 0) return;  // nothing to write (the same on every rank)
   const hsize_t begin = rows * hsize_t(comm.rank()) / hsize_t(comm.size());
   const hsize_t end = rows * hsize_t(comm.rank() + 1) / hsize_t(comm.size());
-  const hsize_t start[2] = {begin, 0}, count[2] = {end - begin, cols};
-  h5::Handle memory = h5::dataspace(h5::check(H5Screate_simple(2, count, nullptr), name));
-  if (end == begin) {
-    H5Sselect_none(space.get());
-    H5Sselect_none(memory.get());
-  } else {
-    h5::check_status(
-        H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), name);
-  }
-  static const double kNothing = 0.0;
-  const double* data = end == begin ? &kNothing : columns.data() + begin * cols;
-  h5::check_status(H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), transfer, data),
-                   cat("cannot write ", name));
+  write_rows_collective(file, transfer, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {rows, cols},
+                        begin, end - begin, columns.data() + begin * cols);
 }
 
 // Reads a whole 2-D dataset (rows x cols on disk) into a cols x rows matrix.
@@ -226,8 +209,7 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
 
 void write_contents(const Communicator& comm, h5::Handle& file, const CheckpointOptions& options,
                     const TrainState& state) {
-  h5::Handle transfer = h5::plist(h5::check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate"));
-  h5::check_status(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio");
+  h5::Handle transfer = collective_transfer();
   const hid_t root = file.get();
   const Index K = state.dictionary.cols(), d = state.dictionary.rows();
   write_matrix(comm, root, transfer.get(), "/dictionary", state.dictionary);
@@ -263,15 +245,7 @@ void write_checkpoint(const Communicator& comm, const CheckpointOptions& options
   const std::string& path = options.path;
   const std::string temporary = path + ".tmp";
   try {
-    h5::Handle access = h5::plist(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"));
-    h5::check_status(H5Pset_fapl_mpio(access.get(), comm.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio");
-    h5::Handle file;
-    comm.agree([&] {
-      file = h5::file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()));
-      if (!file)
-        throw Error(cat("cannot create checkpoint '", temporary,
-                        "' (does the directory exist, is it writable, is the disk full?)"));
-    });
+    h5::Handle file = create_collective_file(comm, temporary, "checkpoint");
     comm.agree([&] {
       try {
         write_contents(comm, file, options, state);
