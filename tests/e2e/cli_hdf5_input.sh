@@ -25,6 +25,16 @@ with h5py.File("out.h5", "r") as f:
     assert len(f["/history"]) == 2
 print("ok")
 PY
+# A sample of all zeros with --normalize unit stays zero (documented): training works and
+# reports finite objectives.
+"$PYTHON" -c "
+import h5py, numpy as np
+x = np.random.default_rng(2).standard_normal((300, 12)); x[17] = 0
+h5py.File('zeros.h5', 'w')['X'] = x"
+run_mpi 2 train --input zeros.h5 --atoms 8 --lambda 0.1 --epochs 2 --batch-size 30 --normalize unit \
+  --threads 1 --output zeros-out.h5 >log.txt 2>&1 || { cat log.txt; fail "an all-zero sample with normalize unit"; }
+"$PYTHON" -c "import h5py, numpy as np; assert np.isfinite(h5py.File('zeros-out.h5')['history']['objective']).all()" ||
+  fail "non-finite objective with an all-zero sample"
 # A non-negative dictionary with non-negative codes, for both update rules.
 for update in online mod; do
   run_mpi 2 train --input data.h5:/group/samples --atoms 10 --lambda 0.1 --epochs 2 --batch-size 50 \
