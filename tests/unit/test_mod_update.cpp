@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "test_support.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/update/mod_update.hpp"
@@ -13,25 +14,12 @@
 namespace {
 
 using dictlearn::Index;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
 using dictlearn::Matrix;
 using dictlearn::ModUpdateOptions;
 using dictlearn::Random;
 using dictlearn::Vector;
-
-Matrix gaussian(Index rows, Index cols, Random& random) {
-  Matrix m(rows, cols);
-  for (Index j = 0; j < cols; ++j)
-    for (Index i = 0; i < rows; ++i) m(i, j) = random.normal();
-  return m;
-}
-
-Matrix sparse_codes(Index K, Index n, double density, Random& random) {
-  Matrix c = Matrix::Zero(K, n);
-  for (Index j = 0; j < n; ++j)
-    for (Index k = 0; k < K; ++k)
-      if (random.uniform() < density) c(k, j) = random.normal();
-  return c;
-}
 
 // Columns of B (A + eps I)^-1, eps = ridge * trace / K, each normalised.
 Matrix closed_form(const Matrix& a, const Matrix& b, double eps) {

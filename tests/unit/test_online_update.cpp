@@ -7,33 +7,20 @@
 #include <cmath>
 #include <cstdint>
 
+#include "test_support.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/update/online_update.hpp"
 
 namespace {
 
 using dictlearn::Index;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
 using dictlearn::Matrix;
 using dictlearn::OnlineUpdateOptions;
 using dictlearn::Random;
 using dictlearn::surrogate_objective;
 using dictlearn::Vector;
-
-Matrix gaussian(Index rows, Index cols, Random& random) {
-  Matrix m(rows, cols);
-  for (Index j = 0; j < cols; ++j)
-    for (Index i = 0; i < rows; ++i) m(i, j) = random.normal();
-  return m;
-}
-
-// K x n codes with about `density` of the entries nonzero.
-Matrix sparse_codes(Index K, Index n, double density, Random& random) {
-  Matrix c = Matrix::Zero(K, n);
-  for (Index j = 0; j < n; ++j)
-    for (Index k = 0; k < K; ++k)
-      if (random.uniform() < density) c(k, j) = random.normal();
-  return c;
-}
 
 // Feasible start: columns with norms uniformly in (0, 1].
 Matrix feasible_dictionary(Index d, Index K, Random& random, bool positive) {

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "test_support.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/statistics/sufficient_statistics.hpp"
@@ -14,24 +15,11 @@
 namespace {
 
 using dictlearn::Index;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
 using dictlearn::Matrix;
 using dictlearn::PackedStatistics;
 using dictlearn::Random;
-
-Matrix gaussian(Index rows, Index cols, Random& random) {
-  Matrix m(rows, cols);
-  for (Index j = 0; j < cols; ++j)
-    for (Index i = 0; i < rows; ++i) m(i, j) = random.normal();
-  return m;
-}
-
-Matrix sparse_codes(Index K, Index n, double density, Random& random) {
-  Matrix c = Matrix::Zero(K, n);
-  for (Index j = 0; j < n; ++j)
-    for (Index k = 0; k < K; ++k)
-      if (random.uniform() < density) c(k, j) = random.normal();
-  return c;
-}
 
 // scikit-learn's MiniBatchDictionaryLearning._update_inner_stats, written out.
 double sklearn_beta(long step, long batch) {

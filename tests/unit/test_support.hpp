@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 
+#include "dictlearn/core/random.hpp"
 #include "dictlearn/core/types.hpp"
 
 namespace dictlearn::testing {
@@ -41,6 +42,23 @@ inline Matrix random_dictionary(Index d, Index K, Rng& rng, double shared = 0.0)
     D.col(k).normalize();
   }
   return D;
+}
+
+/// rows x cols standard normal entries from dictlearn's own generator.
+inline Matrix gaussian(Index rows, Index cols, Random& random) {
+  Matrix m(rows, cols);
+  for (Index j = 0; j < cols; ++j)
+    for (Index i = 0; i < rows; ++i) m(i, j) = random.normal();
+  return m;
+}
+
+/// K x n codes with about `density` of the entries nonzero (standard normal values).
+inline Matrix sparse_codes(Index K, Index n, double density, Random& random) {
+  Matrix c = Matrix::Zero(K, n);
+  for (Index j = 0; j < n; ++j)
+    for (Index k = 0; k < K; ++k)
+      if (random.uniform() < density) c(k, j) = random.normal();
+  return c;
 }
 
 }  // namespace dictlearn::testing
