@@ -74,6 +74,14 @@ slurm_cluster_up() {
   if "$SLURM_LOCAL" status >"$WORK/.status" 2>&1; then
     line=$(grep '^export SLURM_CONF=' "$WORK/.status")
     echo "using the running local cluster (${line#export })"
+  elif ! grep -q ' /sys/fs/cgroup' /proc/mounts; then
+    # slurmd 22.05 cannot start without a cgroup filesystem (e.g. in a bare chroot); every
+    # real Debian machine has one. Not a failure of the project: reported as skipped.
+    echo "SKIP: no cgroup filesystem under /sys/fs/cgroup, which slurmd needs"
+    trap - EXIT
+    slurm_cleanup
+    echo "0 passed, 0 failed, 1 skipped"
+    exit 77
   elif [ "$(id -u)" -ne 0 ]; then
     # Not a failure of the project: CTest reports it as skipped (SKIP_RETURN_CODE 77).
     echo "SKIP: no local Slurm cluster is running and starting one needs root" \
