@@ -195,7 +195,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     if (options.update == UpdateKind::online)
       online_dictionary_update(a, b, dictionary, online);
     else
-      comm.agree([&] { mod_dictionary_update(a, b, dictionary, mod); });
+      try {
+        mod_dictionary_update(a, b, dictionary, mod);
+      } catch (const Error& error) {
+        // Every rank solves the same system, so all fail together: no need to communicate.
+        throw AgreedError(error.what());
+      }
     refresh_gram(dictionary, gram);
   };
   const CheckpointOptions& checkpoint = options.checkpoint;

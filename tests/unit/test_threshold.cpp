@@ -6,35 +6,18 @@
 #include <cstdint>
 #include <random>
 
+#include "test_support.hpp"
 #include "dictlearn/coding/threshold.hpp"
 
 namespace {
 
 using dictlearn::Index;
+using dictlearn::testing::Rng;
 using dictlearn::Matrix;
 using dictlearn::SoftThreshold;
 using dictlearn::ThresholdOptions;
 using dictlearn::Vector;
 
-// Portable pseudo-random numbers (see test_lars.cpp).
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : engine_(seed) {}
-  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double gaussian() {
-    const double u1 = 1.0 - uniform();  // (0, 1]
-    const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-  }
-  Vector gaussian_vector(Index n) {
-    Vector v(n);
-    for (Index i = 0; i < n; ++i) v(i) = gaussian();
-    return v;
-  }
-
- private:
-  std::mt19937_64 engine_;
-};
 
 }  // namespace
 
