@@ -2,6 +2,7 @@
 // finalises MPI. Errors agreed by all ranks are printed once by rank 0 and end every rank
 // with status 1; an error raised on one rank alone (which could leave others waiting in a
 // collective) is printed by that rank and ends the job with MPI_Abort, the last resort.
+#include <malloc.h>
 #include <mpi.h>
 
 #include <omp.h>
@@ -9,8 +10,8 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
-#include <memory>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,14 +36,42 @@ extern "C" void request_stop(int) { stop_requested = 1; }
 
 // Keys whose change alters the mathematics: a checkpoint made with other values is refused
 // (unless --force). epochs, threads, output and the checkpoint cadence may change freely.
-const char* const kMathKeys[] = {
-    "input", "atoms", "coder", "lambda", "positive-codes", "nonzeros", "tolerance", "coder-tol",
-    "coder-max-iter", "elastic-penalty", "loss", "huber-delta", "loss-power", "update",
-    "update-every", "batch-size", "seed", "normalize", "read-chunk", "virtual-shards",
-    "forget-rate", "update-passes", "mod-ridge", "positive-dict", "replace-atoms", "replace-duplicate-cosine",
-    "replace-min-usage", "replace-period", "synthetic-samples", "synthetic-dim",
-    "synthetic-atoms", "synthetic-sparsity", "synthetic-snr-db", "synthetic-seed", "samples",
-    "features"};
+const char* const kMathKeys[] = {"input",
+                                 "atoms",
+                                 "coder",
+                                 "lambda",
+                                 "positive-codes",
+                                 "nonzeros",
+                                 "tolerance",
+                                 "coder-tol",
+                                 "coder-max-iter",
+                                 "elastic-penalty",
+                                 "loss",
+                                 "huber-delta",
+                                 "loss-power",
+                                 "update",
+                                 "update-every",
+                                 "batch-size",
+                                 "seed",
+                                 "normalize",
+                                 "read-chunk",
+                                 "virtual-shards",
+                                 "forget-rate",
+                                 "update-passes",
+                                 "mod-ridge",
+                                 "positive-dict",
+                                 "replace-atoms",
+                                 "replace-duplicate-cosine",
+                                 "replace-min-usage",
+                                 "replace-period",
+                                 "synthetic-samples",
+                                 "synthetic-dim",
+                                 "synthetic-atoms",
+                                 "synthetic-sparsity",
+                                 "synthetic-snr-db",
+                                 "synthetic-seed",
+                                 "samples",
+                                 "features"};
 
 constexpr const char* kUsage =
     "usage: dictlearn <command> [options]\n"
@@ -124,8 +153,7 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     config = parse_arguments(Command::train, arguments);
     validate(config.train);
     if (config.output.empty()) throw Error("output must not be empty");
-    if (!config.input.empty() &&
-        DatasetLocation::parse(config.input).file == config.output)
+    if (!config.input.empty() && DatasetLocation::parse(config.input).file == config.output)
       throw Error(cat("output '", config.output, "' is the input file; choose another path"));
     if (!(config.read_chunk_mib > 0.0)) throw Error("read-chunk must be > 0 (MiB)");
     if (config.resume != "no" && config.resume != "yes" && config.resume != "auto")
@@ -155,20 +183,20 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     DatasetReader reader(comm, DatasetLocation::parse(config.dictionary_init, "/dictionary"));
     comm.agree([&] {
       if (reader.cols() != d)
-        throw Error(cat("dictionary-init '", reader.location().describe(), "' has ",
-                        reader.cols(), " features per atom; the data have ", d));
+        throw Error(cat("dictionary-init '", reader.location().describe(), "' has ", reader.cols(),
+                        " features per atom; the data have ", d));
     });
     initial = reader.read_all();
   }
 
   if (comm.is_root()) {
-    std::printf("dictlearn %s: %s, N=%lld d=%lld, K=%lld, coder %s, update %s, %d rank%s x %d thread%s\n",
-                DICTLEARN_VERSION, data.describe().c_str(), (long long)data.samples(),
-                (long long)d, (long long)config.train.atoms,
-                to_string(config.train.coder.kind).c_str(), to_string(config.train.update).c_str(),
-                comm.size(), comm.size() == 1 ? "" : "s",
-                config.train.threads > 0 ? config.train.threads : omp_get_max_threads(),
-                (config.train.threads > 0 ? config.train.threads : omp_get_max_threads()) == 1 ? "" : "s");
+    std::printf(
+        "dictlearn %s: %s, N=%lld d=%lld, K=%lld, coder %s, update %s, %d rank%s x %d thread%s\n",
+        DICTLEARN_VERSION, data.describe().c_str(), (long long)data.samples(), (long long)d,
+        (long long)config.train.atoms, to_string(config.train.coder.kind).c_str(),
+        to_string(config.train.update).c_str(), comm.size(), comm.size() == 1 ? "" : "s",
+        config.train.threads > 0 ? config.train.threads : omp_get_max_threads(),
+        (config.train.threads > 0 ? config.train.threads : omp_get_max_threads()) == 1 ? "" : "s");
     std::fflush(stdout);
   }
   const Index epochs = config.train.epochs;
@@ -214,10 +242,12 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
         std::printf("checkpoint %s: the run is complete (%lld epochs); writing the output\n",
                     resumed->path.c_str(), (long long)resumed->state.history.size());
       else
-      std::printf("resuming from %s: epoch %lld, minibatch %lld (%lld done in all), %d rank%s then, %d now\n",
-                  resumed->path.c_str(), (long long)resumed->state.epoch + 1,
-                  (long long)resumed->state.next_minibatch, (long long)resumed->state.step,
-                  resumed->ranks, resumed->ranks == 1 ? "" : "s", comm.size());
+        std::printf(
+            "resuming from %s: epoch %lld, minibatch %lld (%lld done in all), %d rank%s then, %d "
+            "now\n",
+            resumed->path.c_str(), (long long)resumed->state.epoch + 1,
+            (long long)resumed->state.next_minibatch, (long long)resumed->state.step,
+            resumed->ranks, resumed->ranks == 1 ? "" : "s", comm.size());
     }
   } else if (comm.is_root() && config.resume == "auto") {
     std::printf("no checkpoint at %s: starting afresh\n", config.train.checkpoint.path.c_str());
@@ -231,19 +261,21 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   if (!config.code_init.empty())
     initial_codes = std::make_unique<Hdf5SampleSource>(
         comm, DatasetLocation::parse(config.code_init, "/codes_dense"));
-  const TrainResult result = train(comm, data, config.train, initial, progress,
-                                   initial_codes.get(), resumed ? &resumed->state : nullptr);
+  const TrainResult result = train(comm, data, config.train, initial, progress, initial_codes.get(),
+                                   resumed ? &resumed->state : nullptr);
   if (result.interrupted) {
     if (comm.is_root()) {
       if (config.train.checkpoint.path.empty())
-        std::printf("stopped on request after minibatch %lld of epoch %lld (no --checkpoint: "
-                    "nothing saved)\n",
-                    (long long)result.state.next_minibatch, (long long)result.state.epoch + 1);
+        std::printf(
+            "stopped on request after minibatch %lld of epoch %lld (no --checkpoint: "
+            "nothing saved)\n",
+            (long long)result.state.next_minibatch, (long long)result.state.epoch + 1);
       else
-        std::printf("stopped on request; checkpoint %s holds epoch %lld, minibatch %lld: rerun "
-                    "with --resume yes to continue\n",
-                    config.train.checkpoint.path.c_str(), (long long)result.state.epoch + 1,
-                    (long long)result.state.next_minibatch);
+        std::printf(
+            "stopped on request; checkpoint %s holds epoch %lld, minibatch %lld: rerun "
+            "with --resume yes to continue\n",
+            config.train.checkpoint.path.c_str(), (long long)result.state.epoch + 1,
+            (long long)result.state.next_minibatch);
     }
     return kExitInterrupted;
   }
@@ -254,7 +286,8 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   summary.dim = d;
   if (synthetic) {
     summary.true_dictionary = &synthetic->true_dictionary();
-    summary.recovered_fraction = fraction_recovered(synthetic->true_dictionary(), result.dictionary);
+    summary.recovered_fraction =
+        fraction_recovered(synthetic->true_dictionary(), result.dictionary);
   }
   comm.agree([&] {
     if (comm.is_root()) write_train_output(config.output, config, result, summary);
@@ -265,7 +298,8 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
                   (long long)result.history.size(), config.train.tol);
     if (synthetic)
       std::printf("recovered %.1f%% of the %lld true atoms (|cos| > 0.99)\n",
-                  100.0 * summary.recovered_fraction, (long long)synthetic->true_dictionary().cols());
+                  100.0 * summary.recovered_fraction,
+                  (long long)synthetic->true_dictionary().cols());
     std::printf("wrote %s\n", config.output.c_str());
   }
   return 0;
@@ -310,11 +344,12 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
   write_codes(comm, config.output, codes, source.samples(), config.dense, attributes);
   if (comm.is_root()) {
     const double N = double(source.samples());
-    std::printf("encoded %lld samples with %lld atoms (%s): mean nnz %.2f, mean objective %.6g, "
-                "%.0f samples/s\nwrote %s\n",
-                (long long)source.samples(), (long long)dictionary.cols(),
-                to_string(options.coder.kind).c_str(), sums[0] / N, sums[1] / N,
-                N / std::max(seconds, 1e-9), config.output.c_str());
+    std::printf(
+        "encoded %lld samples with %lld atoms (%s): mean nnz %.2f, mean objective %.6g, "
+        "%.0f samples/s\nwrote %s\n",
+        (long long)source.samples(), (long long)dictionary.cols(),
+        to_string(options.coder.kind).c_str(), sums[0] / N, sums[1] / N,
+        N / std::max(seconds, 1e-9), config.output.c_str());
   }
   return 0;
 }
@@ -322,6 +357,12 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Minibatch buffers change size from one minibatch to the next (shards contribute
+  // unequal counts). By default glibc serves such blocks with mmap and hands them back on
+  // free, so every minibatch paid for fresh zeroed pages (page faults were ~20% of a run);
+  // keep them on the heap and keep the heap.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -22,6 +22,30 @@ Scalar collinear_threshold() {
 // DROP: an active coefficient reached zero (the lasso modification of LARS).
 enum class Event { kStop, kJoin, kDrop };
 
+// Solves L y = v in place for the leading n x n block of the lower-triangular `factor`.
+// Plain loops over contiguous columns: for the small n of a sparse code they beat the
+// general triangular solver, whose set-up dominates at this size.
+template <typename Scalar>
+void solve_lower(const MatrixT<Scalar>& factor, Index n, Scalar* v) {
+  for (Index k = 0; k < n; ++k) {
+    const Scalar* column = factor.data() + k * factor.rows();
+    const Scalar value = v[k] / column[k];
+    v[k] = value;
+    for (Index i = k + 1; i < n; ++i) v[i] -= column[i] * value;
+  }
+}
+
+// Solves L^T x = v in place (row k of L^T is column k of L, again contiguous).
+template <typename Scalar>
+void solve_lower_transposed(const MatrixT<Scalar>& factor, Index n, Scalar* v) {
+  for (Index k = n - 1; k >= 0; --k) {
+    const Scalar* column = factor.data() + k * factor.rows();
+    Scalar sum = v[k];
+    for (Index i = k + 1; i < n; ++i) sum -= column[i] * v[i];
+    v[k] = sum / column[k];
+  }
+}
+
 }  // namespace
 
 template <typename Scalar>
@@ -35,7 +59,10 @@ LarsLasso<Scalar>::LarsLasso(Index n_atoms)
       active_code_(n_atoms),
       active_sign_(n_atoms),
       active_(n_atoms),
-      state_(n_atoms) {
+      state_(n_atoms),
+      blocked_(n_atoms),
+      join_plus_(n_atoms),
+      join_minus_(n_atoms) {
   DICTLEARN_ASSERT(n_atoms > 0);
 }
 
@@ -93,6 +120,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   code.setZero();
   correlation_ = dtx;  // c = D^T x - G a with a = 0
   state_.setZero();
+  blocked_.setZero();
   Index n = 0;           // |A|
   Scalar C = Scalar(0);  // common |c_j| of the active atoms, i.e. the current lambda on the path
   Index pending = -1;    // atom to add at the top of the next iteration
@@ -115,16 +143,14 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       const Index j = pending;
       pending = -1;
       for (Index k = 0; k < n; ++k) work_(k) = gram(active_(k), j);
-      if (n > 0) {
-        chol_.topLeftCorner(n, n).template triangularView<Eigen::Lower>().solveInPlace(
-            work_.head(n));
-      }
+      solve_lower(chol_, n, work_.data());
       const Scalar gjj = gram(j, j);
       const Scalar d2 = gjj - work_.head(n).squaredNorm();
       if (!(d2 > threshold * gjj)) {
         // D_j is in span(D_A): G_AA would be singular. Its correlation then moves with the
         // active ones, so leaving it out keeps the path finite; it stays out for this solve.
         state_(j) = -1;
+        blocked_(j) = std::numeric_limits<Scalar>::infinity();
       } else {
         chol_.row(n).head(n) = work_.head(n).transpose();
         chol_(n, n) = std::sqrt(d2);
@@ -132,6 +158,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         active_code_(n) = Scalar(0);
         active_sign_(n) = pending_sign;
         state_(j) = 1;
+        blocked_(j) = std::numeric_limits<Scalar>::infinity();
         ++n;
       }
     }
@@ -160,14 +187,33 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     // Equiangular direction: w = G_AA^-1 s_A (two triangular solves with L). Moving
     // a_A += gamma w lowers every active correlation c_A = C s_A by exactly gamma s_A.
     direction_.head(n) = active_sign_.head(n);
-    {
-      auto L = chol_.topLeftCorner(n, n).template triangularView<Eigen::Lower>();
-      L.solveInPlace(direction_.head(n));
-      L.transpose().solveInPlace(direction_.head(n));
-    }
+    solve_lower(chol_, n, direction_.data());
+    solve_lower_transposed(chol_, n, direction_.data());
     // u = G[:, A] w: rate at which each correlation decreases, c(gamma) = c - gamma u.
-    gram_direction_.setZero();
-    for (Index k = 0; k < n; ++k) gram_direction_ += direction_(k) * gram.col(active_(k));
+    {
+      // Four columns per sweep over u: a quarter of the loads and stores of single axpys.
+      Scalar* out = gram_direction_.data();
+      Index k = 0;
+      for (; k + 4 <= n; k += 4) {
+        const Scalar* g0 = gram.data() + active_(k) * K;
+        const Scalar* g1 = gram.data() + active_(k + 1) * K;
+        const Scalar* g2 = gram.data() + active_(k + 2) * K;
+        const Scalar* g3 = gram.data() + active_(k + 3) * K;
+        const Scalar w0 = direction_(k), w1 = direction_(k + 1), w2 = direction_(k + 2),
+                     w3 = direction_(k + 3);
+        if (k == 0) {
+          for (Index i = 0; i < K; ++i) out[i] = w0 * g0[i] + w1 * g1[i] + w2 * g2[i] + w3 * g3[i];
+        } else {
+          for (Index i = 0; i < K; ++i) out[i] += w0 * g0[i] + w1 * g1[i] + w2 * g2[i] + w3 * g3[i];
+        }
+      }
+      if (k == 0) gram_direction_.setZero();
+      for (; k < n; ++k) {
+        const Scalar* g0 = gram.data() + active_(k) * K;
+        const Scalar w0 = direction_(k);
+        for (Index i = 0; i < K; ++i) out[i] += w0 * g0[i];
+      }
+    }
 
     // Step to the next event, gamma = min of:
     //   stop: C - gamma = lambda
@@ -178,36 +224,56 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     Event event = Event::kStop;
     Index who = -1;
     Scalar who_sign = Scalar(1);
-    for (Index j = 0; j < K; ++j) {
-      if (state_(j) != 0) continue;
-      const Scalar c = correlation_(j);
-      const Scalar u = gram_direction_(j);
-      // An atom that just left sits exactly on its old boundary, c_j = C s_j; that branch
-      // would return gamma = 0 +- rounding and re-add it at once, so skip it for one step.
-      if (!(j == just_dropped && dropped_sign > 0)) {
-        const Scalar den = Scalar(1) - u;
-        if (den > tiny_denominator) {
-          // max(0, .): an atom already (by rounding) beyond C and moving outward enters now.
-          const Scalar g = std::max(C - c, Scalar(0)) / den;
-          if (g < gamma) {
-            gamma = g;
-            event = Event::kJoin;
-            who = j;
-            who_sign = Scalar(1);
-          }
+    // The join candidates of all K atoms in one branch-free (vectorised) sweep; atoms that
+    // cannot join (active, excluded) carry +inf through blocked_. The strict "<" scan below
+    // keeps the lowest index on ties, + before -, as a plain loop would.
+    {
+      const Scalar inf = std::numeric_limits<Scalar>::infinity();
+      const Scalar* c = correlation_.data();
+      const Scalar* u = gram_direction_.data();
+      const Scalar* blocked = blocked_.data();
+      Scalar* plus = join_plus_.data();
+      Scalar* minus = join_minus_.data();
+      // Denominators are clamped before dividing and the clamped lanes replaced after, so
+      // the loop has no branches and the compiler vectorises it (the kept values are the
+      // exact quotients a scalar loop would compute).
+      for (Index j = 0; j < K; ++j) {
+        const Scalar plus_den = Scalar(1) - u[j];
+        // max(0, .): an atom already (by rounding) beyond C and moving outward enters now.
+        const Scalar g = std::max(C - c[j], Scalar(0)) / std::max(plus_den, tiny_denominator);
+        plus[j] = (plus_den > tiny_denominator ? g : inf) + blocked[j];
+      }
+      if (positive) {
+        join_minus_.setConstant(inf);
+      } else {
+        for (Index j = 0; j < K; ++j) {
+          const Scalar minus_den = Scalar(1) + u[j];
+          const Scalar g = std::max(C + c[j], Scalar(0)) / std::max(minus_den, tiny_denominator);
+          minus[j] = (minus_den > tiny_denominator ? g : inf) + blocked[j];
         }
       }
-      if (!positive && !(j == just_dropped && dropped_sign < 0)) {
-        const Scalar den = Scalar(1) + u;
-        if (den > tiny_denominator) {
-          const Scalar g = std::max(C + c, Scalar(0)) / den;
-          if (g < gamma) {
-            gamma = g;
-            event = Event::kJoin;
-            who = j;
-            who_sign = Scalar(-1);
-          }
+      // An atom that just left sits exactly on its old boundary, c_j = C s_j; that branch
+      // would return gamma = 0 +- rounding and re-add it at once, so skip it for one step.
+      if (just_dropped >= 0) (dropped_sign > 0 ? plus : minus)[just_dropped] = inf;
+      // The smallest candidate: lane-wise minima first (vectorised), then the lowest index
+      // holding it, which is the atom a strict "<" scan in index order would pick.
+      constexpr Index kLanes = 16;
+      Scalar lane_min[kLanes];
+      for (Index l = 0; l < kLanes; ++l) lane_min[l] = inf;
+      Index j = 0;
+      for (; j + kLanes <= K; j += kLanes)
+        for (Index l = 0; l < kLanes; ++l)
+          lane_min[l] = std::min(lane_min[l], std::min(plus[j + l], minus[j + l]));
+      Scalar best = inf;
+      for (Index l = 0; l < kLanes; ++l) best = std::min(best, lane_min[l]);
+      for (; j < K; ++j) best = std::min(best, std::min(plus[j], minus[j]));
+      if (best < gamma) {
+        for (j = 0; std::min(plus[j], minus[j]) != best; ++j) {
         }
+        gamma = best;
+        event = Event::kJoin;
+        who = j;
+        who_sign = plus[j] <= minus[j] ? Scalar(1) : Scalar(-1);
       }
     }
     for (Index k = 0; k < n && lasso; ++k) {
@@ -237,6 +303,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       just_dropped = atom;
       dropped_sign = active_sign_(who);
       state_(atom) = 0;
+      blocked_(atom) = Scalar(0);
       remove_slot(who, n);
       --n;
     }
@@ -248,11 +315,8 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   // Exact re-solve on the final support: a_A = G_AA^-1 (dtx_A - lambda s_A), which makes
   // c_A = lambda s_A hold to rounding instead of to the accumulated path error.
   for (Index k = 0; k < n; ++k) work_(k) = dtx(active_(k)) - lambda * active_sign_(k);
-  {
-    auto L = chol_.topLeftCorner(n, n).template triangularView<Eigen::Lower>();
-    L.solveInPlace(work_.head(n));
-    L.transpose().solveInPlace(work_.head(n));
-  }
+  solve_lower(chol_, n, work_.data());
+  solve_lower_transposed(chol_, n, work_.data());
   // The same formula holds in LAR mode, where c_A = C s_A too (s_A: signs of the
   // correlations) although coefficients may have crossed zero.
   // Lasso: in exact arithmetic the signs agree with s_A; if rounding flipped one (a

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "dictlearn/core/error.hpp"
@@ -51,8 +52,8 @@ FistaOptions fista_options(const CoderOptions& o) {
 CoderKind parse_coder(const std::string& name) {
   for (int k = 0; k < 6; ++k)
     if (name == kCoderNames[k]) return CoderKind(k);
-  throw Error(cat("coder: unknown value '", name,
-                  "' (expected lars, lar, cd, omp, threshold or fista)"));
+  throw Error(
+      cat("coder: unknown value '", name, "' (expected lars, lar, cd, omp, threshold or fista)"));
 }
 
 std::string to_string(CoderKind kind) { return kCoderNames[int(kind)]; }
@@ -95,11 +96,21 @@ BatchEncoder::BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim
   for (int t = 0; t < threads_; ++t) {
     switch (options.kind) {
       case CoderKind::lars:
-      case CoderKind::lar: lars_.emplace_back(n_atoms); break;
-      case CoderKind::cd: cd_.emplace_back(n_atoms); break;
-      case CoderKind::omp: omp_.emplace_back(n_atoms); break;
-      case CoderKind::threshold: threshold_.emplace_back(n_atoms); break;
-      case CoderKind::fista: fista_.emplace_back(n_atoms, dim); break;
+      case CoderKind::lar:
+        lars_.emplace_back(n_atoms);
+        break;
+      case CoderKind::cd:
+        cd_.emplace_back(n_atoms);
+        break;
+      case CoderKind::omp:
+        omp_.emplace_back(n_atoms);
+        break;
+      case CoderKind::threshold:
+        threshold_.emplace_back(n_atoms);
+        break;
+      case CoderKind::fista:
+        fista_.emplace_back(n_atoms, dim);
+        break;
     }
   }
 }
@@ -136,8 +147,12 @@ Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const M
     auto code = codes.col(j);
     switch (options_.kind) {
       case CoderKind::lars:
-      case CoderKind::lar: nonzeros += lars_[t].solve(gram, dtx.col(j), lars, code); break;
-      case CoderKind::cd: nonzeros += cd_[t].solve(gram, dtx.col(j), x_sqnorms(j), cd, code); break;
+      case CoderKind::lar:
+        nonzeros += lars_[t].solve(gram, dtx.col(j), lars, code);
+        break;
+      case CoderKind::cd:
+        nonzeros += cd_[t].solve(gram, dtx.col(j), x_sqnorms(j), cd, code);
+        break;
       case CoderKind::omp:
         nonzeros += omp_[t].solve(gram, dtx.col(j), x_sqnorms(j), omp, code);
         break;
@@ -152,6 +167,19 @@ Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const M
   return nonzeros;
 }
 
+void code_penalties(const CoderOptions& options, const Matrix& codes, Vector& penalty) {
+  const Index n = codes.cols();
+  if (options.kind == CoderKind::fista) {
+    const FistaOptions fista = fista_options(options);
+    penalty.resize(n);
+    for (Index j = 0; j < n; ++j) penalty(j) = fista_penalty<double>(codes.col(j), fista);
+  } else if (options.kind == CoderKind::omp || options.kind == CoderKind::lar) {
+    penalty = Vector::Zero(n);
+  } else {
+    penalty = options.lambda * codes.cwiseAbs().colwise().sum().transpose();
+  }
+}
+
 void sample_objectives(const CoderOptions& options, const Matrix& residual, const Matrix& codes,
                        Vector& reconstruction, Vector& penalty) {
   DICTLEARN_ASSERT(residual.cols() == codes.cols());
@@ -159,18 +187,30 @@ void sample_objectives(const CoderOptions& options, const Matrix& residual, cons
   if (options.kind == CoderKind::fista) {
     const FistaOptions fista = fista_options(options);
     reconstruction.resize(n);
-    penalty.resize(n);
-    for (Index j = 0; j < n; ++j) {
-      reconstruction(j) = fista_loss<double>(residual.col(j), fista);
-      penalty(j) = fista_penalty<double>(codes.col(j), fista);
-    }
-    return;
+    for (Index j = 0; j < n; ++j) reconstruction(j) = fista_loss<double>(residual.col(j), fista);
+  } else {
+    reconstruction = 0.5 * residual.colwise().squaredNorm().transpose();
   }
-  reconstruction = 0.5 * residual.colwise().squaredNorm().transpose();
-  if (options.kind == CoderKind::omp || options.kind == CoderKind::lar)
-    penalty = Vector::Zero(n);
-  else
-    penalty = options.lambda * codes.cwiseAbs().colwise().sum().transpose();
+  code_penalties(options, codes, penalty);
+}
+
+void residual_sqnorms(const Matrix& dictionary, const Matrix& x, const Matrix& codes, int threads,
+                      Vector& sqnorms) {
+  const Index d = dictionary.rows(), K = dictionary.cols(), n = codes.cols();
+  DICTLEARN_ASSERT(x.rows() == d && x.cols() == n && codes.rows() == K);
+  sqnorms.resize(n);
+#pragma omp parallel num_threads(std::max(threads, 1))
+  {
+    Vector residual(d);  // one per thread, not per sample
+#pragma omp for schedule(static)
+    for (Index j = 0; j < n; ++j) {
+      residual = x.col(j);
+      const double* code = codes.data() + j * K;
+      for (Index k = 0; k < K; ++k)
+        if (code[k] != 0.0) residual -= code[k] * dictionary.col(k);
+      sqnorms(j) = residual.squaredNorm();
+    }
+  }
 }
 
 }  // namespace dictlearn

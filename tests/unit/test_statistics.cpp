@@ -7,19 +7,19 @@
 #include <type_traits>
 #include <vector>
 
-#include "test_support.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/statistics/sufficient_statistics.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::Index;
-using dictlearn::testing::gaussian;
-using dictlearn::testing::sparse_codes;
 using dictlearn::Matrix;
 using dictlearn::PackedStatistics;
 using dictlearn::Random;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
 
 // scikit-learn's MiniBatchDictionaryLearning._update_inner_stats, written out.
 double sklearn_beta(long step, long batch) {
@@ -35,16 +35,25 @@ double sklearn_beta(long step, long batch) {
 
 TEST_CASE("PackedStatistics pack + add_to equals C C^T and X C^T with scales", "[statistics]") {
   Random random(31);
-  for (int trial = 0; trial < 20; ++trial) {
-    const Index K = 1 + Index(random.below(12)), d = 1 + Index(random.below(9));
+  // pack() chooses between the sparse and the dense accumulation; each must be right alone.
+  enum Method { kAuto, kSparse, kDense };
+  for (int trial = 0; trial < 60; ++trial) {
+    const Method method = Method(trial % 3);
+    const Index K = 1 + Index(random.below(40)), d = 1 + Index(random.below(9));
     const Index n = Index(random.below(25));  // n = 0 too: an empty share of a minibatch
     const Index extras = Index(random.below(4));
-    const Matrix c = sparse_codes(K, n, 0.4, random), x = gaussian(d, n, random);
+    const double density = trial % 2 == 0 ? 0.05 : 0.6;
+    const Matrix c = sparse_codes(K, n, density, random), x = gaussian(d, n, random);
     PackedStatistics packed(K, d, extras);
     REQUIRE(packed.size() == K * (K + 1) / 2 + d * K + extras);
     for (Index e = 0; e < extras; ++e) packed.extras()[e] = 1.0 + double(e);
-    packed.pack(x, c);
-    INFO("trial=" << trial << " K=" << K << " d=" << d << " n=" << n);
+    // Stale values from an earlier minibatch must not leak into the next one.
+    packed.pack_dense(gaussian(d, 3, random), gaussian(K, 3, random));
+    for (Index e = 0; e < extras; ++e) packed.extras()[e] = 1.0 + double(e);
+    if (method == kAuto) packed.pack(x, c);
+    if (method == kSparse) packed.pack_sparse(x, c);
+    if (method == kDense) packed.pack_dense(x, c);
+    INFO("trial=" << trial << " method=" << int(method) << " K=" << K << " d=" << d << " n=" << n);
     for (Index e = 0; e < extras; ++e) CHECK(packed.extras()[e] == 0.0);
 
     const Matrix a0 = [&] {
@@ -193,8 +202,7 @@ TEMPLATE_TEST_CASE("blas with an empty inner dimension and beta = 0 gives zeros"
   CHECK(g.isZero(0));
 }
 
-TEST_CASE("pack of an empty share after a non-finite one gives zero statistics",
-          "[statistics]") {
+TEST_CASE("pack of an empty share after a non-finite one gives zero statistics", "[statistics]") {
   // The same defect seen through PackedStatistics (see the blas test above): the work
   // matrices keep the previous pack's values and are only multiplied by 0 when n = 0.
   const Index K = 3, d = 2;
@@ -207,4 +215,15 @@ TEST_CASE("pack of an empty share after a non-finite one gives zero statistics",
   packed.add_to(0.0, 1.0, a, b);
   CHECK(a.isZero(0));
   CHECK(b.isZero(0));
+}
+
+TEST_CASE("pack() switches to the dense accumulation above the crossover density", "[statistics]") {
+  // The crossover grows with K and d and stays a fraction of K (codes denser than that are
+  // not "sparse" any more).
+  const Index small = PackedStatistics::dense_crossover(256, 64);
+  const Index large = PackedStatistics::dense_crossover(1024, 64);
+  CHECK(small > 0);
+  CHECK(small < 256);
+  CHECK(large > small);
+  CHECK(large < 1024);
 }

@@ -82,4 +82,12 @@ class BatchEncoder {
 void sample_objectives(const CoderOptions& options, const Matrix& residual, const Matrix& codes,
                        Vector& reconstruction, Vector& penalty);
 
+/// The penalty part of sample_objectives alone (one entry per code).
+void code_penalties(const CoderOptions& options, const Matrix& codes, Vector& penalty);
+
+/// ||x_j - D c_j||^2 for every sample, from the nonzeros of each code: O(d s) per sample
+/// instead of the O(d K) of a dense residual product.
+void residual_sqnorms(const Matrix& dictionary, const Matrix& x, const Matrix& codes, int threads,
+                      Vector& sqnorms);
+
 }  // namespace dictlearn

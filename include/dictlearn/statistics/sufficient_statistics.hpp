@@ -2,9 +2,11 @@
 // The sufficient statistics of the dictionary update (Mairal, Bach, Ponce, Sapiro,
 // "Online learning for matrix factorization and sparse coding", JMLR 2010):
 //   A = sum_i w_i a_i a_i^T   (K x K)        B = sum_i w_i x_i a_i^T   (d x K)
-// Each rank computes its minibatch part with two BLAS-3 calls (SYRK for C C^T, GEMM for
-// X C^T), packs A's upper triangle, B and a few scalars into one buffer, and a single
-// allreduce sums the buffers of all ranks.
+// Each rank computes its minibatch part, packs A's upper triangle, B and a few scalars into
+// one buffer, and a single allreduce sums the buffers of all ranks. Codes are usually very
+// sparse (s << K nonzeros), so the parts are accumulated from the nonzeros only, O(s^2 + d s)
+// per sample instead of O(K^2 + d K); above a measured density the two BLAS-3 calls (SYRK
+// for C C^T, GEMM for X C^T) are faster and are used instead.
 //
 // Online weighting (section 3.4 of the paper, in scikit-learn's form): at minibatch step t
 // (0-based) with global batch size b,
@@ -34,16 +36,23 @@ class PackedStatistics {
   const double* extras() const { return buffer_.data() + triangle_ + dim_ * atoms_; }
 
   /// Fills the A and B parts from this rank's minibatch (x: d x n, codes: K x n) and zeroes
-  /// the extras.
+  /// the extras. Picks the sparse or the dense (BLAS-3) accumulation by the codes' density.
   void pack(const Matrix& x, const Matrix& codes);
+  /// The two accumulations, for tests and benchmarks; same results up to rounding.
+  void pack_sparse(const Matrix& x, const Matrix& codes);
+  void pack_dense(const Matrix& x, const Matrix& codes);
+  /// Nonzeros per sample above which pack() uses pack_dense (measured crossover).
+  static Index dense_crossover(Index atoms, Index dim);
   /// a <- a_scale * a + scale * packed A, b likewise (a, b full matrices).
   void add_to(double a_scale, double scale, Matrix& a, Matrix& b) const;
 
  private:
   Index atoms_, dim_, triangle_;
   std::vector<double> buffer_;
-  Matrix gram_work_;   // K x K
-  Matrix cross_work_;  // d x K
+  Matrix gram_work_;            // K x K
+  Matrix cross_work_;           // d x K
+  std::vector<Index> support_;  // nonzero rows of one code
+  std::vector<double> values_;  // and their values
 };
 
 /// beta of the online weighting above.

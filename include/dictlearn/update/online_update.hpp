@@ -13,9 +13,12 @@
 namespace dictlearn {
 
 struct OnlineUpdateOptions {
-  Index passes = 1;             ///< BCD sweeps over the atoms per minibatch
-  bool positive = false;        ///< project onto D >= 0 as well
-  double min_curvature = 1e-12; ///< skip atoms with A_kk below this
+  Index passes = 1;              ///< BCD sweeps over the atoms per minibatch
+  bool positive = false;         ///< project onto D >= 0 as well
+  double min_curvature = 1e-12;  ///< skip atoms with A_kk below this
+  /// OpenMP threads sharing the rows of D (used only when d is large enough to pay for a
+  /// barrier per atom). The result is bitwise the same for any thread count.
+  int threads = 1;
 };
 
 /// Updates D (d x K) in place from A (K x K) and B (d x K).
