@@ -2,15 +2,15 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
-#include <limits>
-#include <set>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 #include <type_traits>
 
@@ -23,10 +23,11 @@ namespace {
 template <typename Field>
 Field parse_integer(const std::string& text, const std::string& origin) {
   const auto bad = [&] {
-    return Error(cat(origin, ": expected an integer in [", std::numeric_limits<Field>::min(),
-                     ", ", std::numeric_limits<Field>::max(), "], got '", text, "'"));
+    return Error(cat(origin, ": expected an integer in [", std::numeric_limits<Field>::min(), ", ",
+                     std::numeric_limits<Field>::max(), "], got '", text, "'"));
   };
-  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0])) || text[0] == '+') throw bad();
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0])) || text[0] == '+')
+    throw bad();
   errno = 0;
   char* end = nullptr;
   if constexpr (std::is_unsigned_v<Field>) {
@@ -130,7 +131,8 @@ KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show
               // The parser names the key itself; say where the value came from instead.
               const std::string message = error.what();
               const auto colon = message.find(": ");
-              throw Error(cat(origin, ": ", colon == std::string::npos ? message : message.substr(colon + 2)));
+              throw Error(cat(origin, ": ",
+                              colon == std::string::npos ? message : message.substr(colon + 2)));
             }
           },
           [show, get](const RunConfig& c) { return show(get(const_cast<RunConfig&>(c))); }};
@@ -138,93 +140,126 @@ KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show
 
 const std::vector<KeyHandler>& handlers() {
   static const std::vector<KeyHandler> all = {
-      text_key("input", "training data FILE[:/DATASET] (N x d, default dataset /X); "
-                        "empty: the embedded synthetic dataset", &RunConfig::input),
-      text_key("output", "result file (HDF5: /dictionary K x d, /history, parameters as attributes)",
+      text_key("input",
+               "training data FILE[:/DATASET] (N x d, default dataset /X); "
+               "empty: the embedded synthetic dataset",
+               &RunConfig::input),
+      text_key("output",
+               "result file (HDF5: /dictionary K x d, /history, parameters as attributes)",
                &RunConfig::output),
-      text_key("dictionary", "encode: the dictionary FILE[:/DATASET] (K x d, default /dictionary), "
-                             "e.g. the output of train", &RunConfig::dictionary),
+      text_key("dictionary",
+               "encode: the dictionary FILE[:/DATASET] (K x d, default /dictionary), "
+               "e.g. the output of train",
+               &RunConfig::dictionary),
       flag_key("dense", "encode: also write the dense codes /codes_dense (N x K)",
                [](RunConfig& c) -> bool& { return c.dense; }),
-      text_key("dictionary-init", "initial dictionary FILE[:/DATASET] (K x d, default /dictionary); "
-                                  "empty: K random samples", &RunConfig::dictionary_init),
-      text_key("code-init", "initial codes FILE[:/DATASET] (N x K, default /codes_dense): warm start "
-                            "of cd and fista in the first epoch (scikit-learn's code_init)",
+      text_key("dictionary-init",
+               "initial dictionary FILE[:/DATASET] (K x d, default /dictionary); "
+               "empty: K random samples",
+               &RunConfig::dictionary_init),
+      text_key("code-init",
+               "initial codes FILE[:/DATASET] (N x K, default /codes_dense): warm start "
+               "of cd and fista in the first epoch (scikit-learn's code_init)",
                &RunConfig::code_init),
-      integer_key("atoms", "number of atoms K", [](RunConfig& c) -> Index& { return c.train.atoms; }),
-      choice_key("coder", "sparse coder: lars (exact lasso), lar (LARS path to `nonzeros` atoms), "
-                          "cd (coordinate-descent lasso), omp (Batch-OMP, l0), threshold "
-                          "(soft thresholding), fista (elastic net, robust losses)",
-                 parse_coder, [](CoderKind k) { return to_string(k); },
-                 [](RunConfig& c) -> CoderKind& { return c.train.coder.kind; }),
-      number_key("lambda", "l1 weight: 0.5||x - D a||^2 + lambda ||a||_1 (lars, cd, threshold, fista; "
-                           "= scikit-learn's sparse_encode alpha)",
+      integer_key("atoms", "number of atoms K",
+                  [](RunConfig& c) -> Index& { return c.train.atoms; }),
+      choice_key(
+          "coder",
+          "sparse coder: lars (exact lasso), lar (LARS path to `nonzeros` atoms), "
+          "cd (coordinate-descent lasso), omp (Batch-OMP, l0), threshold "
+          "(soft thresholding), fista (elastic net, robust losses)",
+          parse_coder, [](CoderKind k) { return to_string(k); },
+          [](RunConfig& c) -> CoderKind& { return c.train.coder.kind; }),
+      number_key("lambda",
+                 "l1 weight: 0.5||x - D a||^2 + lambda ||a||_1 (lars, cd, threshold, fista; "
+                 "= scikit-learn's sparse_encode alpha)",
                  [](RunConfig& c) -> double& { return c.train.coder.lambda; }),
-      flag_key("positive-codes", "constrain codes to be >= 0 (lars, cd, threshold, fista; omp and "
-                                 "lar refuse it, as in scikit-learn)",
+      flag_key("positive-codes",
+               "constrain codes to be >= 0 (lars, cd, threshold, fista; omp and "
+               "lar refuse it, as in scikit-learn)",
                [](RunConfig& c) -> bool& { return c.train.coder.positive; }),
-      integer_key("nonzeros", "omp: at most this many nonzeros per code (0: no limit); lar: path length",
+      integer_key("nonzeros",
+                  "omp: at most this many nonzeros per code (0: no limit); lar: path length",
                   [](RunConfig& c) -> Index& { return c.train.coder.nonzeros; }),
       number_key("tolerance", "omp: stop once ||x - D a||^2 <= tolerance (0: off)",
                  [](RunConfig& c) -> double& { return c.train.coder.tolerance; }),
-      number_key("coder-tol", "cd: duality gap <= coder-tol ||x||^2 (default 1e-4); fista: relative "
-                              "change of the code (default 1e-6); 0: the default",
+      number_key("coder-tol",
+                 "cd: duality gap <= coder-tol ||x||^2 (default 1e-4); fista: relative "
+                 "change of the code (default 1e-6); 0: the default",
                  [](RunConfig& c) -> double& { return c.train.coder.coder_tol; }),
       integer_key("coder-max-iter", "cd: sweeps, fista: iterations, at most",
                   [](RunConfig& c) -> Index& { return c.train.coder.coder_max_iter; }),
       number_key("elastic-penalty", "fista: gamma in lambda (||a||_1 + gamma/2 ||a||^2)",
                  [](RunConfig& c) -> double& { return c.train.coder.elastic_penalty; }),
-      choice_key("loss", "fista: reconstruction loss squared, huber or power (encode only)",
-                 parse_loss, [](Loss l) { return to_string(l); },
-                 [](RunConfig& c) -> Loss& { return c.train.coder.loss; }),
+      choice_key(
+          "loss", "fista: reconstruction loss squared, huber or power (encode only)", parse_loss,
+          [](Loss l) { return to_string(l); },
+          [](RunConfig& c) -> Loss& { return c.train.coder.loss; }),
       number_key("huber-delta", "fista with loss huber: quadratic below |r| = delta, linear above",
                  [](RunConfig& c) -> double& { return c.train.coder.huber_delta; }),
       number_key("loss-power", "fista with loss power: p in sum |r_i|^p (p > 1)",
                  [](RunConfig& c) -> double& { return c.train.coder.loss_power; }),
-      choice_key("update", "dictionary update rule: online (Mairal BCD on A, B) or mod (D = B (A + eps I)^-1)",
-                 parse_update, [](UpdateKind k) { return to_string(k); },
-                 [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
-      choice_key("update-every", "when the update runs: minibatch (online-weighted statistics) or "
-                                 "epoch (plain sums of the epoch; with mod: classic MOD)",
-                 parse_update_schedule, [](UpdateSchedule u) { return to_string(u); },
-                 [](RunConfig& c) -> UpdateSchedule& { return c.train.update_every; }),
+      choice_key(
+          "update",
+          "dictionary update rule: online (Mairal BCD on A, B) or mod (D = B (A + eps I)^-1)",
+          parse_update, [](UpdateKind k) { return to_string(k); },
+          [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
+      choice_key(
+          "update-every",
+          "when the update runs: minibatch (online-weighted statistics) or "
+          "epoch (plain sums of the epoch; with mod: classic MOD)",
+          parse_update_schedule, [](UpdateSchedule u) { return to_string(u); },
+          [](RunConfig& c) -> UpdateSchedule& { return c.train.update_every; }),
       integer_key("batch-size", "global minibatch size B (split across ranks)",
                   [](RunConfig& c) -> Index& { return c.train.batch_size; }),
       integer_key("epochs", "passes over the data",
                   [](RunConfig& c) -> Index& { return c.train.epochs; }),
-      number_key("tol", "stop when the epoch objective changes by <= tol relative (0: run all epochs)",
+      number_key("tol",
+                 "stop when the epoch objective changes by <= tol relative (0: run all epochs)",
                  [](RunConfig& c) -> double& { return c.train.tol; }),
       integer_key("seed", "seed of shuffling and initialisation",
                   [](RunConfig& c) -> std::uint64_t& { return c.train.seed; }),
-      choice_key("normalize", "per-sample preprocessing: none, center, unit, center-unit",
-                 parse_normalization, [](Normalization n) { return to_string(n); },
-                 [](RunConfig& c) -> Normalization& { return c.train.normalize; }),
+      choice_key(
+          "normalize", "per-sample preprocessing: none, center, unit, center-unit",
+          parse_normalization, [](Normalization n) { return to_string(n); },
+          [](RunConfig& c) -> Normalization& { return c.train.normalize; }),
       integer_key("threads", "OpenMP threads per rank (0: OMP_NUM_THREADS or all cores)",
                   [](RunConfig& c) -> int& { return c.train.threads; }),
       number_key("read-chunk", "MiB read at a time per virtual shard (bounds memory per rank)",
                  [](RunConfig& c) -> double& { return c.read_chunk_mib; }),
-      integer_key("virtual-shards", "fixed number of data shards (>= ranks); the minibatch "
-                                    "sequence depends on it, not on the rank count",
+      integer_key("virtual-shards",
+                  "fixed number of data shards (>= ranks); the minibatch "
+                  "sequence depends on it, not on the rank count",
                   [](RunConfig& c) -> Index& { return c.train.virtual_shards; }),
-      number_key("forget-rate", "online: rho in beta_t = ((theta+1-B)/(theta+1))^rho "
-                                "(1 = scikit-learn; larger forgets faster)",
+      number_key("forget-rate",
+                 "online: rho in beta_t = ((theta+1-B)/(theta+1))^rho "
+                 "(1 = scikit-learn; larger forgets faster)",
                  [](RunConfig& c) -> double& { return c.train.forget_rate; }),
       integer_key("update-passes", "online: block-coordinate sweeps per minibatch",
                   [](RunConfig& c) -> Index& { return c.train.online.passes; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",
                [](RunConfig& c) -> bool& { return c.train.positive_dict; }),
+      choice_key(
+          "mod-solver",
+          "mod: who solves (A + eps I) D^T = B^T: lapack (every rank), "
+          "scalapack (all ranks on one BLACS grid) or auto (scalapack "
+          "from 4096 atoms on more than one rank)",
+          parse_mod_solver, [](ModSolver m) { return to_string(m); },
+          [](RunConfig& c) -> ModSolver& { return c.train.mod_solver; }),
       number_key("mod-ridge", "mod: eps = mod-ridge * trace(A)/K added to A's diagonal",
                  [](RunConfig& c) -> double& { return c.train.mod.ridge; }),
       flag_key("replace-atoms", "replace unused and duplicated atoms by badly represented samples",
                [](RunConfig& c) -> bool& { return c.train.replacement.enabled; }),
       number_key("replace-duplicate-cosine", "atoms with |cos| above this count as duplicates",
                  [](RunConfig& c) -> double& { return c.train.replacement.duplicate_cosine; }),
-      number_key("replace-min-usage", "atoms used by <= this fraction of a window's samples are replaced",
+      number_key("replace-min-usage",
+                 "atoms used by <= this fraction of a window's samples are replaced",
                  [](RunConfig& c) -> double& { return c.train.replacement.min_usage; }),
       integer_key("replace-period", "online: minibatches per usage window (0: ceil(20 K / B))",
                   [](RunConfig& c) -> Index& { return c.train.replacement.period; }),
-      text_key("checkpoint", "checkpoint file (parallel HDF5; empty: none). Also written on "
-                             "SIGTERM, SIGINT, SIGUSR1 and at the end",
+      text_key("checkpoint",
+               "checkpoint file (parallel HDF5; empty: none). Also written on "
+               "SIGTERM, SIGINT, SIGUSR1 and at the end",
                [](RunConfig& c) -> std::string& { return c.train.checkpoint.path; }),
       integer_key("checkpoint-every", "checkpoint every this many minibatches (0: off)",
                   [](RunConfig& c) -> Index& { return c.train.checkpoint.every; }),
@@ -236,7 +271,8 @@ const std::vector<KeyHandler>& handlers() {
                &RunConfig::resume),
       flag_key("force", "resume even if the checkpoint was made with other parameters",
                [](RunConfig& c) -> bool& { return c.force; }),
-      integer_key("stop-after", "stop with a checkpoint after this many minibatches of this run (0: off)",
+      integer_key("stop-after",
+                  "stop with a checkpoint after this many minibatches of this run (0: off)",
                   [](RunConfig& c) -> Index& { return c.train.stop_after; }),
       integer_key("synthetic-samples", "synthetic data: number of samples N",
                   [](RunConfig& c) -> Index& { return c.synthetic.samples; }),
@@ -256,10 +292,9 @@ const std::vector<KeyHandler>& handlers() {
 
 // Keys of `encode`; everything else except these encode-only ones belongs to `train`.
 const std::set<std::string> kEncodeKeys = {
-    "input",     "output",    "dictionary",     "dense",          "coder",
-    "lambda",    "positive-codes", "nonzeros",  "tolerance",      "coder-tol",
-    "coder-max-iter", "elastic-penalty", "loss", "huber-delta",   "loss-power",
-    "normalize", "threads",   "read-chunk"};
+    "input",          "output",      "dictionary", "dense",     "coder",          "lambda",
+    "positive-codes", "nonzeros",    "tolerance",  "coder-tol", "coder-max-iter", "elastic-penalty",
+    "loss",           "huber-delta", "loss-power", "normalize", "threads",        "read-chunk"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {
@@ -311,8 +346,8 @@ const char* command_name(Command command) { return command == Command::train ? "
 void check_applies(const std::string& key, Command command, const std::string& origin) {
   find_handler(key, origin);  // unknown keys first
   if (!key_applies(key, command))
-    throw Error(cat(origin, ": key '", key, "' does not apply to 'dictlearn ",
-                    command_name(command), "'"));
+    throw Error(
+        cat(origin, ": key '", key, "' does not apply to 'dictlearn ", command_name(command), "'"));
 }
 }  // namespace
 
@@ -371,7 +406,8 @@ RunConfig parse_arguments(Command command, const std::vector<std::string>& argum
       } else if (next_is_value) {
         value = arguments[++i];
       } else {  // a value may not look like a flag: `--output --epochs 3` is a mistake
-        throw Error(cat("--", key, ": missing value (use --", key, "=VALUE for a value starting with --)"));
+        throw Error(
+            cat("--", key, ": missing value (use --", key, "=VALUE for a value starting with --)"));
       }
     }
     handler.set(config, value, "--" + key);

@@ -11,6 +11,7 @@
 #include "dictlearn/data/minibatch_loader.hpp"
 #include "dictlearn/statistics/sufficient_statistics.hpp"
 #include "dictlearn/train/checkpoint.hpp"
+#include "dictlearn/update/distributed_mod_update.hpp"
 #include "dictlearn/update/initialization.hpp"
 
 namespace dictlearn {
@@ -33,11 +34,25 @@ std::string to_string(UpdateSchedule schedule) {
   return schedule == UpdateSchedule::minibatch ? "minibatch" : "epoch";
 }
 
+ModSolver parse_mod_solver(const std::string& name) {
+  if (name == "auto") return ModSolver::automatic;
+  if (name == "lapack") return ModSolver::lapack;
+  if (name == "scalapack") return ModSolver::scalapack;
+  throw Error(cat("mod-solver: unknown value '", name, "' (expected auto, lapack or scalapack)"));
+}
+
+std::string to_string(ModSolver solver) {
+  return solver == ModSolver::automatic ? "auto"
+         : solver == ModSolver::lapack  ? "lapack"
+                                        : "scalapack";
+}
+
 void validate(const TrainOptions& o) {
   if (o.atoms < 1) throw Error(cat("atoms must be >= 1 (got ", o.atoms, ")"));
   validate(o.coder);
   if (o.coder.loss != Loss::squared)
-    throw Error(cat("loss ", to_string(o.coder.loss), " is available in 'dictlearn encode' only: the "
+    throw Error(cat("loss ", to_string(o.coder.loss),
+                    " is available in 'dictlearn encode' only: the "
                     "dictionary update minimises the squared loss of its statistics A, B"));
   if (o.batch_size < 1) throw Error(cat("batch-size must be >= 1 (got ", o.batch_size, ")"));
   if (o.epochs < 1) throw Error(cat("epochs must be >= 1 (got ", o.epochs, ")"));
@@ -76,8 +91,11 @@ double agreed_seconds(const Communicator& comm, double seconds) {
   return seconds;
 }
 
+// G = D^T D: SYRK (half the work of a GEMM), then mirrored.
 void refresh_gram(const Matrix& dictionary, Matrix& gram) {
-  blas::gemm(true, false, 1.0, dictionary, dictionary, 0.0, gram);
+  const Matrix dictionary_t = dictionary.transpose();  // SYRK computes A A^T
+  blas::syrk_upper(1.0, dictionary_t, 0.0, gram);
+  blas::symmetrize_from_upper(gram);
 }
 
 }  // namespace
@@ -151,12 +169,13 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // The initial codes are read along with the samples: same schedule, same rows.
   std::unique_ptr<MinibatchLoader> code_loader;
   if (initial_codes != nullptr)
-    code_loader = std::make_unique<MinibatchLoader>(*initial_codes, schedule, comm.rank(), comm.size());
+    code_loader =
+        std::make_unique<MinibatchLoader>(*initial_codes, schedule, comm.rank(), comm.size());
   Matrix warm_codes;
   std::vector<Index> warm_rows;
   PackedStatistics packed(K, d, kUsage + K);
-  Matrix gram(K, K), x, dtx, codes, residual;
-  Vector x_sqnorms, residuals, reconstruction, penalty;
+  Matrix gram(K, K), x, dtx, codes;
+  Vector x_sqnorms, residuals, penalty;
   std::vector<Index> rows;
   const Index replace_period =
       options.replacement.period > 0
@@ -190,17 +209,25 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   OnlineUpdateOptions online = options.online;
   ModUpdateOptions mod = options.mod;
   online.positive = mod.positive = online.positive || options.positive_dict;
-  // The update rule on the current statistics; identical on every rank.
+  online.threads = threads;
+  const bool distributed_mod =
+      options.update == UpdateKind::mod &&
+      (options.mod_solver == ModSolver::scalapack ||
+       (options.mod_solver == ModSolver::automatic && comm.size() > 1 && K >= kScalapackMinAtoms));
+  // The update rule on the current statistics; the same result on every rank.
   const auto update_dictionary = [&] {
-    if (options.update == UpdateKind::online)
+    if (options.update == UpdateKind::online) {
       online_dictionary_update(a, b, dictionary, online);
-    else
+    } else if (distributed_mod) {
+      mod_dictionary_update_distributed(comm, a, b, dictionary, mod);  // agreed errors
+    } else {
       try {
         mod_dictionary_update(a, b, dictionary, mod);
       } catch (const Error& error) {
         // Every rank solves the same system, so all fail together: no need to communicate.
         throw AgreedError(error.what());
       }
+    }
     refresh_gram(dictionary, gram);
   };
   const CheckpointOptions& checkpoint = options.checkpoint;
@@ -244,15 +271,14 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       x_sqnorms = x.colwise().squaredNorm().transpose();
       const Index nonzeros =
           encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes, warm ? &warm_codes : nullptr);
-      // Residuals R = X - D C (one GEMM) for the objective and the replacement candidates.
-      residual = x;
-      blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
-      residuals = residual.colwise().squaredNorm().transpose();
+      // ||x - D c||^2 from the codes' nonzeros, for the objective and the replacement
+      // candidates (training uses the squared loss only).
+      residual_sqnorms(dictionary, x, codes, threads, residuals);
 
       packed.pack(x, codes);
       double* extras = packed.extras();
-      sample_objectives(options.coder, residual, codes, reconstruction, penalty);
-      extras[kObjective] = reconstruction.sum() + penalty.sum();
+      code_penalties(options.coder, codes, penalty);
+      extras[kObjective] = 0.5 * residuals.sum() + penalty.sum();
       extras[kNonzeros] = double(nonzeros);
       extras[kSamples] = double(n);
       extras[kFailed] = failure.empty() ? 0.0 : 1.0;
@@ -263,8 +289,9 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
                                  MPI_Wtime() - last_checkpoint >= checkpoint.seconds
                              ? 1.0
                              : 0.0;
-      for (Index k = 0; k < K; ++k)
-        extras[kUsage + k] = double((codes.row(k).array() != 0.0).count());
+      double* usage = extras + kUsage;  // per atom: samples that use it
+      for (Index j = 0; j < n; ++j)
+        for (Index k = 0; k < K; ++k) usage[k] += codes(k, j) != 0.0 ? 1.0 : 0.0;
       comm.allreduce_sum(packed.data(), int(packed.size()));
       comm.raise_if_any_failed(extras[kFailed] > 0.0, failure);
 
@@ -288,10 +315,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       ++state.step;
       ++t;
       ++run_minibatches;
-      stop = extras[kStop] > 0.0 || (options.stop_after > 0 && run_minibatches >= options.stop_after);
-      const bool save_now = extras[kSaveNow] > 0.0 ||
-                            (checkpoint.every > 0 && state.step % checkpoint.every == 0);
-      if (checkpointing && (save_now || stop) && t < schedule.batches_per_epoch()) save(epoch_start);
+      stop =
+          extras[kStop] > 0.0 || (options.stop_after > 0 && run_minibatches >= options.stop_after);
+      const bool save_now =
+          extras[kSaveNow] > 0.0 || (checkpoint.every > 0 && state.step % checkpoint.every == 0);
+      if (checkpointing && (save_now || stop) && t < schedule.batches_per_epoch())
+        save(epoch_start);
     }
     if (state.next_minibatch < schedule.batches_per_epoch()) {  // stopped inside the epoch
       result.interrupted = true;
@@ -321,7 +350,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     // Relative change of the epoch objective (identical on every rank: reduced values).
     if (options.tol > 0.0 && state.history.size() >= 2) {
       const double previous = state.history[state.history.size() - 2].objective;
-      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous)) finished = true;
+      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous))
+        finished = true;
     }
     if (finished) {
       state.epoch = options.epochs;  // a finished run resumes to nothing

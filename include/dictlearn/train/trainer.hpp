@@ -40,33 +40,42 @@ enum class UpdateSchedule { minibatch, epoch };
 UpdateSchedule parse_update_schedule(const std::string& name);
 std::string to_string(UpdateSchedule schedule);
 
+/// Who solves the MOD system: every rank redundantly with LAPACK, or all ranks together
+/// with ScaLAPACK (update/distributed_mod_update.hpp). `automatic` picks ScaLAPACK on more
+/// than one rank from kScalapackMinAtoms atoms on (measured crossover, bench/README.md).
+enum class ModSolver { automatic, lapack, scalapack };
+ModSolver parse_mod_solver(const std::string& name);
+std::string to_string(ModSolver solver);
+inline constexpr Index kScalapackMinAtoms = 4096;
+
 /// When and where the trainer writes checkpoints (see train/checkpoint.hpp).
 struct CheckpointOptions {
-  std::string path;            ///< empty: no checkpoints
-  Index every = 0;             ///< every this many minibatches (0: off)
-  double seconds = 0.0;        ///< and/or every this many seconds (0: off)
-  Index keep = 1;              ///< ring of the last `keep` checkpoints
+  std::string path;      ///< empty: no checkpoints
+  Index every = 0;       ///< every this many minibatches (0: off)
+  double seconds = 0.0;  ///< and/or every this many seconds (0: off)
+  Index keep = 1;        ///< ring of the last `keep` checkpoints
   /// Configuration recorded in the file (key, value), checked on resume.
   std::vector<std::pair<std::string, std::string>> parameters;
 };
 
 struct TrainOptions {
-  Index atoms = 256;                 ///< K
-  CoderOptions coder;                ///< sparse coder and its parameters (lambda, nonzeros)
+  Index atoms = 256;   ///< K
+  CoderOptions coder;  ///< sparse coder and its parameters (lambda, nonzeros)
   UpdateKind update = UpdateKind::online;
   UpdateSchedule update_every = UpdateSchedule::minibatch;
-  Index batch_size = 256;            ///< global minibatch size B
+  Index batch_size = 256;  ///< global minibatch size B
   Index epochs = 10;
-  double tol = 0.0;                  ///< stop once |f_prev - f| <= tol |f_prev| (0: never)
-  std::uint64_t seed = 0;            ///< shuffling, initialisation
+  double tol = 0.0;        ///< stop once |f_prev - f| <= tol |f_prev| (0: never)
+  std::uint64_t seed = 0;  ///< shuffling, initialisation
   Normalization normalize = Normalization::none;
-  Index virtual_shards = 24;         ///< see MinibatchSchedule; must be >= ranks
-  Index chunk_rows = 4096;           ///< rows per read and per shard buffer
-  int threads = 0;                   ///< OpenMP threads per rank (0: OpenMP default)
-  double forget_rate = 5.0;          ///< rho of the online weighting (1: scikit-learn)
+  Index virtual_shards = 24;  ///< see MinibatchSchedule; must be >= ranks
+  Index chunk_rows = 4096;    ///< rows per read and per shard buffer
+  int threads = 0;            ///< OpenMP threads per rank (0: OpenMP default)
+  double forget_rate = 5.0;   ///< rho of the online weighting (1: scikit-learn)
   OnlineUpdateOptions online;
   ModUpdateOptions mod;
-  bool positive_dict = false;        ///< D >= 0 (projection after every update rule)
+  ModSolver mod_solver = ModSolver::automatic;
+  bool positive_dict = false;  ///< D >= 0 (projection after every update rule)
   ReplacementOptions replacement;
   CheckpointOptions checkpoint;
   /// Set asynchronously (e.g. by a signal handler) to ask for a checkpoint and a clean stop
@@ -76,11 +85,11 @@ struct TrainOptions {
 };
 
 struct EpochRecord {
-  Index epoch = 0;            ///< 1-based
-  double objective = 0.0;     ///< mean per-sample objective during the epoch
+  Index epoch = 0;         ///< 1-based
+  double objective = 0.0;  ///< mean per-sample objective during the epoch
   double mean_nonzeros = 0.0;
-  double seconds = 0.0;       ///< wall time of the epoch
-  double elapsed = 0.0;       ///< wall time since training started
+  double seconds = 0.0;  ///< wall time of the epoch
+  double elapsed = 0.0;  ///< wall time since training started
   double samples_per_second = 0.0;
   Index replaced_atoms = 0;
 };

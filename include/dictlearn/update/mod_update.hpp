@@ -10,6 +10,10 @@
 // Used once per epoch on the epoch's sums this is the classic MOD; used after every
 // minibatch on the online-weighted statistics it is the recursive-least-squares form of
 // MOD (RLS-DLA, Skretting and Engan 2010).
+// update/distributed_mod_update.hpp solves the same system with ScaLAPACK across ranks.
+#include <vector>
+
+#include "dictlearn/core/error.hpp"
 #include "dictlearn/core/types.hpp"
 
 namespace dictlearn {
@@ -17,11 +21,33 @@ namespace dictlearn {
 struct ModUpdateOptions {
   double ridge = 1e-7;           ///< relative Tikhonov term added to A's diagonal
   double min_curvature = 1e-10;  ///< relative A_kk below which an atom is left unchanged
-  bool positive = false;  ///< clip negative entries after the solve (heuristic for D >= 0)
+  bool positive = false;         ///< clip negative entries after the solve (heuristic for D >= 0)
 };
 
 /// Replaces `dictionary` (d x K) with the renormalised MOD solution.
 void mod_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictionary,
                            const ModUpdateOptions& options);
 
+/// The pieces shared by the LAPACK and the ScaLAPACK solvers of the MOD system.
+namespace mod_detail {
+
+/// The system (A_SS + eps I) D_S^T = B_S^T restricted to the used atoms S.
+struct ModSubsystem {
+  std::vector<Index> used;  ///< S: atoms with A_kk > min_curvature * trace(A) / K, ascending
+  double eps = 0.0;         ///< ridge * trace(A) / K, added to the diagonal of A_SS
+};
+
+/// Checks the shapes (A K x K, B and `dictionary` d x K) and selects S and eps.
+ModSubsystem mod_subsystem(const Matrix& a, const Matrix& b, const Matrix& dictionary,
+                           const ModUpdateOptions& options);
+
+/// D_S <- solution^T (solution is |S| x d, row j the new atom S_j), clipped at zero when
+/// options.positive, each column renormalised (set to zero when its norm vanishes).
+void mod_store_solution(const Matrix& solution, const std::vector<Index>& used, Matrix& dictionary,
+                        const ModUpdateOptions& options);
+
+/// The Error for a failed Cholesky factorisation; `routine` names it ("LAPACK potrf").
+Error mod_not_positive_definite(const char* routine, int info);
+
+}  // namespace mod_detail
 }  // namespace dictlearn
