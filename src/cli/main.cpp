@@ -293,6 +293,11 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     if (comm.is_root()) write_train_output(config.output, config, result, summary);
   });
   if (comm.is_root()) {
+    const PhaseTimes& t = result.times;
+    std::printf(
+        "time (rank 0): read %.2f s, code %.2f s, statistics %.2f s, allreduce %.2f s, "
+        "update %.2f s, checkpoint %.2f s\n",
+        t.read, t.code, t.statistics, t.reduce, t.update, t.checkpoint);
     if (Index(result.history.size()) < epochs)
       std::printf("stopped after epoch %lld: the objective changed by less than tol = %g\n",
                   (long long)result.history.size(), config.train.tol);

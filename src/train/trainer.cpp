@@ -145,6 +145,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       N, {options.batch_size, options.virtual_shards, options.chunk_rows, options.seed});
   TrainResult result;
   TrainState& state = result.state;
+  PhaseTimes& times = result.times;
   if (resume_from != nullptr) {
     state = *resume_from;
   } else {
@@ -240,6 +241,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     snapshot.epoch_seconds += agreed_seconds(comm, now - epoch_start);
     snapshot.elapsed += agreed_seconds(comm, now - start);
     write_checkpoint(comm, checkpoint, snapshot);
+    times.checkpoint += MPI_Wtime() - now;
     last_checkpoint = MPI_Wtime();
   };
 
@@ -261,16 +263,25 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     }
     bool stop = false;
     for (Index& t = state.next_minibatch; t < schedule.batches_per_epoch() && !stop;) {
+      double clock = MPI_Wtime();
+      // Adds the time since the last call to `phase`.
+      const auto lap = [&clock](double& phase) {
+        const double now = MPI_Wtime();
+        phase += now - clock;
+        clock = now;
+      };
       std::string failure;
       const Index n = loader.load(t, x, rows, failure);
       if (warm) code_loader->load(t, warm_codes, warm_rows, failure);
       normalize_samples(options.normalize, x);
+      lap(times.read);
       // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data).
       dtx.resize(K, n);
       blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
       x_sqnorms = x.colwise().squaredNorm().transpose();
       const Index nonzeros =
           encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes, warm ? &warm_codes : nullptr);
+      lap(times.code);
       // ||x - D c||^2 from the codes' nonzeros, for the objective and the replacement
       // candidates (training uses the squared loss only).
       residual_sqnorms(dictionary, x, codes, threads, residuals);
@@ -292,7 +303,9 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       double* usage = extras + kUsage;  // per atom: samples that use it
       for (Index j = 0; j < n; ++j)
         for (Index k = 0; k < K; ++k) usage[k] += codes(k, j) != 0.0 ? 1.0 : 0.0;
-      comm.allreduce_sum(packed.data(), int(packed.size()));
+      lap(times.statistics);
+      comm.allreduce_sum(packed.data(), packed.size());
+      lap(times.reduce);
       comm.raise_if_any_failed(extras[kFailed] > 0.0, failure);
 
       const double global_batch = extras[kSamples];
@@ -312,6 +325,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       } else {
         packed.add_to(1.0, 1.0, a, b);
       }
+      lap(times.update);
       ++state.step;
       ++t;
       ++run_minibatches;
@@ -327,9 +341,11 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       break;
     }
     if (!per_minibatch) {
+      const double update_start = MPI_Wtime();
       update_dictionary();
       // Candidates come from the epoch's last minibatch, still in x and residuals.
       if (options.replacement.enabled) state.replaced += replace_atoms();
+      times.update += MPI_Wtime() - update_start;
     }
 
     EpochRecord record;

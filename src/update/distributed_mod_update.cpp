@@ -156,7 +156,7 @@ void mod_dictionary_update_distributed(const Communicator& comm, const Matrix& a
   for (Index j = 0; j < solution.cols(); ++j)
     for (Index i = 0; i < solution.rows(); ++i)
       full(solution.global_row(i), solution.global_col(j)) = solution(i, j);
-  comm.allreduce_sum(full.data(), int(full.size()));
+  comm.allreduce_sum(full.data(), full.size());
   mod_detail::mod_store_solution(full, used, dictionary, options);
 }
 

@@ -51,7 +51,7 @@ Matrix initialize_from_samples(const Communicator& comm, SampleSource& source,
   }
   double unused = 0.0;
   for (; reads < most; ++reads) source.read_rows(0, 0, &unused);  // matching collective reads
-  comm.allreduce_sum(dictionary.data(), int(dictionary.size()));
+  comm.allreduce_sum(dictionary.data(), dictionary.size());
   for (Index k = 0; k < atoms; ++k) {
     const double norm = dictionary.col(k).norm();
     if (std::isfinite(norm) && norm > 0.0) {

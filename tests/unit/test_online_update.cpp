@@ -7,20 +7,20 @@
 #include <cmath>
 #include <cstdint>
 
-#include "test_support.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/update/online_update.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::Index;
-using dictlearn::testing::gaussian;
-using dictlearn::testing::sparse_codes;
 using dictlearn::Matrix;
 using dictlearn::OnlineUpdateOptions;
 using dictlearn::Random;
 using dictlearn::surrogate_objective;
 using dictlearn::Vector;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
 
 // Feasible start: columns with norms uniformly in (0, 1].
 Matrix feasible_dictionary(Index d, Index K, Random& random, bool positive) {
@@ -53,7 +53,11 @@ void reference_atom_step(const Matrix& a, const Matrix& b, Matrix& D, Index k, b
 TEST_CASE("online update equals a from-scratch implementation of Mairal's BCD", "[online]") {
   Random random(101);
   for (int trial = 0; trial < 30; ++trial) {
-    const Index d = 2 + Index(random.below(10)), K = 1 + Index(random.below(12));
+    // Small shapes, and shapes crossing the implementation's blocks (16 rows, 8 atoms,
+    // 128 rows per thread) with partial blocks at the ends.
+    const bool large = trial % 4 == 3;
+    const Index d = large ? 250 + Index(random.below(60)) : 2 + Index(random.below(10));
+    const Index K = 1 + Index(random.below(large ? 40 : 12));
     const Index n = 3 + Index(random.below(40));
     const bool positive = trial % 3 == 0;
     Problem p = random_problem(d, K, n, random, positive);
@@ -61,6 +65,7 @@ TEST_CASE("online update equals a from-scratch implementation of Mairal's BCD", 
       OnlineUpdateOptions options;
       options.passes = passes;
       options.positive = positive;
+      options.threads = trial % 2 == 0 ? 1 : 2;
       Matrix expected = p.dictionary;
       for (Index pass = 0; pass < passes; ++pass)
         for (Index k = 0; k < K; ++k)
@@ -70,6 +75,24 @@ TEST_CASE("online update equals a from-scratch implementation of Mairal's BCD", 
       dictlearn::online_dictionary_update(p.a, p.b, D, options);
       INFO("trial=" << trial << " d=" << d << " K=" << K << " n=" << n << " passes=" << passes);
       CHECK((D - expected).cwiseAbs().maxCoeff() <= 1e-12);
+    }
+  }
+}
+
+TEST_CASE("online update gives bitwise the same dictionary for 1, 2 and 3 threads", "[online]") {
+  Random random(102);
+  for (const Index d : {Index(64), Index(256), Index(300), Index(517)}) {
+    Problem p = random_problem(d, 37, 50, random);
+    OnlineUpdateOptions options;
+    options.passes = 2;
+    Matrix one = p.dictionary;
+    dictlearn::online_dictionary_update(p.a, p.b, one, options);
+    for (int threads : {2, 3}) {
+      options.threads = threads;
+      Matrix more = p.dictionary;
+      dictlearn::online_dictionary_update(p.a, p.b, more, options);
+      INFO("d=" << d << " threads=" << threads);
+      CHECK(more == one);
     }
   }
 }

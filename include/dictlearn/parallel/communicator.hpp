@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/types.hpp"
 
 namespace dictlearn {
 
@@ -48,8 +49,8 @@ class Communicator {
   /// empty on ranks that did not fail. Throws AgreedError on every rank when any_failed.
   void raise_if_any_failed(bool any_failed, const std::string& local_message) const;
 
-  /// In-place elementwise sums over all ranks.
-  void allreduce_sum(double* data, int count) const;
+  /// In-place elementwise sums over all ranks (any count: sent in segments).
+  void allreduce_sum(double* data, Index count) const;
   void allreduce_max(long long* data, int count) const;
   void broadcast(double* data, int count, int root) const;
   void barrier() const;

@@ -112,8 +112,19 @@ struct TrainState {
   std::vector<EpochRecord> history;
 };
 
+/// Where this rank's wall time went in this run (seconds; not checkpointed).
+struct PhaseTimes {
+  double read = 0.0;        ///< minibatch reads (collective HDF5) and preprocessing
+  double code = 0.0;        ///< D^T X and the sparse coder
+  double statistics = 0.0;  ///< residual norms, packing A, B and the extras
+  double reduce = 0.0;      ///< the allreduce (includes waiting for slower ranks)
+  double update = 0.0;      ///< dictionary update, Gram matrix, atom replacement
+  double checkpoint = 0.0;  ///< checkpoint writes
+};
+
 struct TrainResult {
   Matrix dictionary;  ///< d x K, columns of norm 1 (or <= 1 for never-used online atoms)
+  PhaseTimes times;   ///< this rank's time per phase
   std::vector<EpochRecord> history;
   bool interrupted = false;  ///< stopped early on request, after writing a checkpoint
   TrainState state;          ///< the final state (what a checkpoint holds)
