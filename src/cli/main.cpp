@@ -191,9 +191,11 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
 
   if (comm.is_root()) {
     std::printf(
-        "dictlearn %s: %s, N=%lld d=%lld, K=%lld, coder %s, update %s, %d rank%s x %d thread%s\n",
+        "dictlearn %s: %s, N=%lld d=%lld, K=%lld, coder %s%s, update %s, %d rank%s x %d "
+        "thread%s\n",
         DICTLEARN_VERSION, data.describe().c_str(), (long long)data.samples(), (long long)d,
         (long long)config.train.atoms, to_string(config.train.coder.kind).c_str(),
+        config.train.precision == Precision::float32 ? " (float)" : "",
         to_string(config.train.update).c_str(), comm.size(), comm.size() == 1 ? "" : "s",
         config.train.threads > 0 ? config.train.threads : omp_get_max_threads(),
         (config.train.threads > 0 ? config.train.threads : omp_get_max_threads()) == 1 ? "" : "s");
@@ -335,6 +337,7 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
   options.coder = config.train.coder;
   options.normalize = config.train.normalize;
   options.threads = config.train.threads;
+  options.precision = config.train.precision;
   options.chunk_rows =
       std::max<Index>(1, Index(config.read_chunk_mib * 1048576.0 / (8.0 * double(source.dim()))));
   const double start = MPI_Wtime();

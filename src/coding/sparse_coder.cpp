@@ -91,7 +91,19 @@ void validate(const CoderOptions& o) {
     throw Error("loss and elastic-penalty need coder fista");
 }
 
-BatchEncoder::BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim, int threads)
+Precision parse_precision(const std::string& name) {
+  if (name == "double") return Precision::float64;
+  if (name == "float") return Precision::float32;
+  throw Error(cat("precision: unknown value '", name, "' (expected double or float)"));
+}
+
+std::string to_string(Precision precision) {
+  return precision == Precision::float64 ? "double" : "float";
+}
+
+template <typename Scalar>
+BatchEncoderT<Scalar>::BatchEncoderT(const CoderOptions& options, Index n_atoms, Index dim,
+                                     int threads)
     : options_(options), threads_(threads > 0 ? threads : omp_get_max_threads()) {
   for (int t = 0; t < threads_; ++t) {
     switch (options.kind) {
@@ -115,9 +127,11 @@ BatchEncoder::BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim
   }
 }
 
-Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const Matrix& x,
-                           const Matrix& dtx, const Vector& x_sqnorms, Matrix& codes,
-                           const Matrix* warm_codes) {
+template <typename Scalar>
+Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
+                                    const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
+                                    const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
+                                    const MatrixT<Scalar>* warm_codes) {
   const Index n = dtx.cols();
   DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
   if (warm_codes != nullptr) {
@@ -137,7 +151,7 @@ Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const M
   omp.nonzeros = options_.nonzeros;
   omp.tolerance = options_.tolerance;
   // The step size of FISTA depends on the dictionary only: once per call, not per sample.
-  if (options_.kind == CoderKind::fista) fista.lipschitz = lipschitz_constant<double>(gram);
+  if (options_.kind == CoderKind::fista) fista.lipschitz = double(lipschitz_constant<Scalar>(gram));
   Index nonzeros = 0;
   // Each code depends on its own sample only, so dynamic scheduling (path lengths vary)
   // keeps results bitwise reproducible whatever thread computes them.
@@ -166,6 +180,9 @@ Index BatchEncoder::encode(const Matrix& dictionary, const Matrix& gram, const M
   }
   return nonzeros;
 }
+
+template class BatchEncoderT<double>;
+template class BatchEncoderT<float>;
 
 void code_penalties(const CoderOptions& options, const Matrix& codes, Vector& penalty) {
   const Index n = codes.cols();

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/io/collective_writer.hpp"
@@ -54,11 +55,11 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
   out.rows = last - first;
   out.atoms = K;
   out.row_offsets.assign(1, 0);
-  Matrix gram(K, K), x, dtx, codes, residual;
-  blas::gemm(true, false, 1.0, dictionary, dictionary, 0.0, gram);
+  Matrix x, codes, residual;
   comm.agree([&] { validate(options.coder); });
-  BatchEncoder encoder(options.coder, K, d, threads);
-  Vector x_sqnorms, reconstruction, penalty;
+  MinibatchCoder coder(options.coder, options.precision, K, d, threads);
+  coder.set_dictionary(dictionary);
+  Vector reconstruction, penalty;
   std::string failure;
   double unused = 0.0;
   for (Index read = 0; read < most_reads; ++read) {
@@ -81,10 +82,7 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
     }
     if (!failure.empty()) continue;  // keep reading so the collective reads still match
     normalize_samples(options.normalize, x);
-    dtx.resize(K, count);
-    blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
-    x_sqnorms = x.colwise().squaredNorm().transpose();
-    encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes);
+    coder.encode(x, codes);
     residual = x;
     blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
     sample_objectives(options.coder, residual, codes, reconstruction, penalty);
@@ -105,11 +103,11 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
   return out;
 }
 
-
-static void write_codes_to(const Communicator& comm, const std::string& temporary, const std::string& path,
-                    const LocalCodes& codes, Index total_rows, bool dense,
-                    const std::vector<std::pair<std::string, std::string>>& attributes,
-                    long long offset, long long total_nnz);
+static void write_codes_to(const Communicator& comm, const std::string& temporary,
+                           const std::string& path, const LocalCodes& codes, Index total_rows,
+                           bool dense,
+                           const std::vector<std::pair<std::string, std::string>>& attributes,
+                           long long offset, long long total_nnz);
 
 void write_codes(const Communicator& comm, const std::string& path, const LocalCodes& codes,
                  Index total_rows, bool dense,
@@ -135,51 +133,56 @@ void write_codes(const Communicator& comm, const std::string& path, const LocalC
   }
 }
 
-static void write_codes_to(const Communicator& comm, const std::string& temporary, const std::string& path,
-                    const LocalCodes& codes, Index total_rows, bool dense,
-                    const std::vector<std::pair<std::string, std::string>>& attributes,
-                    long long offset, long long total_nnz) {
+static void write_codes_to(const Communicator& comm, const std::string& temporary,
+                           const std::string& path, const LocalCodes& codes, Index total_rows,
+                           bool dense,
+                           const std::vector<std::pair<std::string, std::string>>& attributes,
+                           long long offset, long long total_nnz) {
   h5::Handle file = create_collective_file(comm, temporary, "output file");
   comm.agree([&] {
     h5::Handle transfer = collective_transfer();
-    h5::Handle group = h5::Handle(h5::check(H5Gcreate2(file.get(), "/codes", H5P_DEFAULT,
-                                                       H5P_DEFAULT, H5P_DEFAULT),
-                                            "cannot create /codes"),
-                                  H5Gclose);
-    h5::Handle objective = h5::Handle(h5::check(H5Gcreate2(file.get(), "/objective", H5P_DEFAULT,
-                                                           H5P_DEFAULT, H5P_DEFAULT),
-                                                "cannot create /objective"),
-                                      H5Gclose);
+    h5::Handle group = h5::Handle(
+        h5::check(H5Gcreate2(file.get(), "/codes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  "cannot create /codes"),
+        H5Gclose);
+    h5::Handle objective = h5::Handle(
+        h5::check(H5Gcreate2(file.get(), "/objective", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  "cannot create /objective"),
+        H5Gclose);
     const hsize_t nnz = hsize_t(total_nnz), N = hsize_t(total_rows);
-    write_rows_collective(file.get(), transfer.get(), "/codes/data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {nnz},
-               hsize_t(offset), codes.values.size(), codes.values.data());
-    write_rows_collective(file.get(), transfer.get(), "/codes/indices", H5T_STD_I64LE, H5T_NATIVE_INT64,
-               {nnz}, hsize_t(offset), codes.columns.size(), codes.columns.data());
+    write_rows_collective(file.get(), transfer.get(), "/codes/data", H5T_IEEE_F64LE,
+                          H5T_NATIVE_DOUBLE, {nnz}, hsize_t(offset), codes.values.size(),
+                          codes.values.data());
+    write_rows_collective(file.get(), transfer.get(), "/codes/indices", H5T_STD_I64LE,
+                          H5T_NATIVE_INT64, {nnz}, hsize_t(offset), codes.columns.size(),
+                          codes.columns.data());
     // indptr has N + 1 entries: rank r writes rows [row_begin, row_begin + rows), the last
     // rank also the closing entry.
     std::vector<std::int64_t> indptr(codes.row_offsets.begin(), codes.row_offsets.end());
     for (auto& value : indptr) value += offset;
     const bool last_rank = comm.rank() == comm.size() - 1;
-    write_rows_collective(file.get(), transfer.get(), "/codes/indptr", H5T_STD_I64LE, H5T_NATIVE_INT64,
-               {N + 1}, hsize_t(codes.row_begin), hsize_t(codes.rows) + (last_rank ? 1 : 0),
-               indptr.data());
+    write_rows_collective(file.get(), transfer.get(), "/codes/indptr", H5T_STD_I64LE,
+                          H5T_NATIVE_INT64, {N + 1}, hsize_t(codes.row_begin),
+                          hsize_t(codes.rows) + (last_rank ? 1 : 0), indptr.data());
     std::vector<double> total(codes.reconstruction.size());
     for (size_t i = 0; i < total.size(); ++i) total[i] = codes.reconstruction[i] + codes.penalty[i];
     write_rows_collective(file.get(), transfer.get(), "/objective/reconstruction", H5T_IEEE_F64LE,
-               H5T_NATIVE_DOUBLE, {N}, hsize_t(codes.row_begin), hsize_t(codes.rows),
-               codes.reconstruction.data());
-    write_rows_collective(file.get(), transfer.get(), "/objective/penalty", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-               {N}, hsize_t(codes.row_begin), hsize_t(codes.rows), codes.penalty.data());
-    write_rows_collective(file.get(), transfer.get(), "/objective/total", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-               {N}, hsize_t(codes.row_begin), hsize_t(codes.rows), total.data());
+                          H5T_NATIVE_DOUBLE, {N}, hsize_t(codes.row_begin), hsize_t(codes.rows),
+                          codes.reconstruction.data());
+    write_rows_collective(file.get(), transfer.get(), "/objective/penalty", H5T_IEEE_F64LE,
+                          H5T_NATIVE_DOUBLE, {N}, hsize_t(codes.row_begin), hsize_t(codes.rows),
+                          codes.penalty.data());
+    write_rows_collective(file.get(), transfer.get(), "/objective/total", H5T_IEEE_F64LE,
+                          H5T_NATIVE_DOUBLE, {N}, hsize_t(codes.row_begin), hsize_t(codes.rows),
+                          total.data());
     if (dense) {
       Matrix block = Matrix::Zero(codes.atoms, codes.rows);  // K x rows = rows x K row-major
       for (Index j = 0; j < codes.rows; ++j)
         for (auto e = codes.row_offsets[size_t(j)]; e < codes.row_offsets[size_t(j) + 1]; ++e)
           block(codes.columns[size_t(e)], j) = codes.values[size_t(e)];
-      write_rows_collective(file.get(), transfer.get(), "/codes_dense", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                 {N, hsize_t(codes.atoms)}, hsize_t(codes.row_begin), hsize_t(codes.rows),
-                 block.data());
+      write_rows_collective(file.get(), transfer.get(), "/codes_dense", H5T_IEEE_F64LE,
+                            H5T_NATIVE_DOUBLE, {N, hsize_t(codes.atoms)}, hsize_t(codes.row_begin),
+                            hsize_t(codes.rows), block.data());
     }
     group.close("cannot close /codes");
     objective.close("cannot close /objective");

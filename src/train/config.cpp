@@ -200,6 +200,12 @@ const std::vector<KeyHandler>& handlers() {
       number_key("loss-power", "fista with loss power: p in sum |r_i|^p (p > 1)",
                  [](RunConfig& c) -> double& { return c.train.coder.loss_power; }),
       choice_key(
+          "precision",
+          "arithmetic of D^T X, the Gram matrix and the coders: double or float "
+          "(the statistics and the dictionary update stay double)",
+          parse_precision, [](Precision p) { return to_string(p); },
+          [](RunConfig& c) -> Precision& { return c.train.precision; }),
+      choice_key(
           "update",
           "dictionary update rule: online (Mairal BCD on A, B) or mod (D = B (A + eps I)^-1)",
           parse_update, [](UpdateKind k) { return to_string(k); },
@@ -292,9 +298,10 @@ const std::vector<KeyHandler>& handlers() {
 
 // Keys of `encode`; everything else except these encode-only ones belongs to `train`.
 const std::set<std::string> kEncodeKeys = {
-    "input",          "output",      "dictionary", "dense",     "coder",          "lambda",
-    "positive-codes", "nonzeros",    "tolerance",  "coder-tol", "coder-max-iter", "elastic-penalty",
-    "loss",           "huber-delta", "loss-power", "normalize", "threads",        "read-chunk"};
+    "input",          "output",          "dictionary", "dense",       "coder",
+    "lambda",         "positive-codes",  "nonzeros",   "tolerance",   "coder-tol",
+    "coder-max-iter", "elastic-penalty", "loss",       "huber-delta", "loss-power",
+    "normalize",      "threads",         "read-chunk", "precision"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {

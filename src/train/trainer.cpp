@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/data/minibatch_loader.hpp"
@@ -91,13 +92,6 @@ double agreed_seconds(const Communicator& comm, double seconds) {
   return seconds;
 }
 
-// G = D^T D: SYRK (half the work of a GEMM), then mirrored.
-void refresh_gram(const Matrix& dictionary, Matrix& gram) {
-  const Matrix dictionary_t = dictionary.transpose();  // SYRK computes A A^T
-  blas::syrk_upper(1.0, dictionary_t, 0.0, gram);
-  blas::symmetrize_from_upper(gram);
-}
-
 }  // namespace
 
 TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
@@ -165,7 +159,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   Matrix& a = state.a;
   Matrix& b = state.b;
 
-  BatchEncoder encoder(options.coder, K, d, threads);
+  MinibatchCoder coder(options.coder, options.precision, K, d, threads);
   MinibatchLoader loader(source, schedule, comm.rank(), comm.size());
   // The initial codes are read along with the samples: same schedule, same rows.
   std::unique_ptr<MinibatchLoader> code_loader;
@@ -175,20 +169,20 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   Matrix warm_codes;
   std::vector<Index> warm_rows;
   PackedStatistics packed(K, d, kUsage + K);
-  Matrix gram(K, K), x, dtx, codes;
-  Vector x_sqnorms, residuals, penalty;
+  Matrix x, codes;
+  Vector residuals, penalty;
   std::vector<Index> rows;
   const Index replace_period =
       options.replacement.period > 0
           ? options.replacement.period
           : std::max<Index>(1, (20 * K + options.batch_size - 1) / options.batch_size);
-  refresh_gram(dictionary, gram);
+  coder.set_dictionary(dictionary);
 
   // Replaces the chosen atoms by the worst-represented samples of the current minibatch and
   // clears their statistics; returns how many were replaced.
   const auto replace_atoms = [&]() -> Index {
     const std::vector<Index> atoms =
-        atoms_to_replace(gram, state.usage, state.window_samples, options.replacement);
+        atoms_to_replace(coder.gram(), state.usage, state.window_samples, options.replacement);
     state.usage.setZero();
     state.window_samples = 0.0;
     state.window_batches = 0;
@@ -202,7 +196,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       a.col(k).setZero();
       b.col(k).setZero();
     }
-    refresh_gram(dictionary, gram);
+    coder.set_dictionary(dictionary);
     return fresh.cols();
   };
 
@@ -229,7 +223,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         throw AgreedError(error.what());
       }
     }
-    refresh_gram(dictionary, gram);
+    coder.set_dictionary(dictionary);
   };
   const CheckpointOptions& checkpoint = options.checkpoint;
   const bool checkpointing = !checkpoint.path.empty();
@@ -276,11 +270,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       normalize_samples(options.normalize, x);
       lap(times.read);
       // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data).
-      dtx.resize(K, n);
-      blas::gemm(true, false, 1.0, dictionary, x, 0.0, dtx);
-      x_sqnorms = x.colwise().squaredNorm().transpose();
-      const Index nonzeros =
-          encoder.encode(dictionary, gram, x, dtx, x_sqnorms, codes, warm ? &warm_codes : nullptr);
+      const Index nonzeros = coder.encode(x, codes, warm ? &warm_codes : nullptr);
       lap(times.code);
       // ||x - D c||^2 from the codes' nonzeros, for the objective and the replacement
       // candidates (training uses the squared loss only).

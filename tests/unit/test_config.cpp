@@ -282,6 +282,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.online.passes = 4;
   c.train.mod.ridge = 3.3e-9;
   c.train.mod_solver = dictlearn::ModSolver::scalapack;
+  c.train.precision = dictlearn::Precision::float32;
   c.train.replacement.enabled = false;
   c.train.replacement.duplicate_cosine = 0.975;
   c.train.replacement.min_usage = 0.001;

@@ -52,29 +52,44 @@ struct CoderOptions {
 /// Throws Error naming the first invalid or contradictory coder option.
 void validate(const CoderOptions& options);
 
-class BatchEncoder {
+/// Arithmetic of the coders: double (default) or float. Float halves the memory traffic
+/// and doubles the SIMD width of D^T X, the Gram matrix and the per-sample solvers; the
+/// statistics and the dictionary update stay in double.
+enum class Precision { float64, float32 };
+Precision parse_precision(const std::string& name);  ///< "double" or "float"
+std::string to_string(Precision precision);
+
+/// Codes minibatches in Scalar arithmetic (double or float).
+template <typename Scalar>
+class BatchEncoderT {
  public:
   /// `threads` <= 0 means the OpenMP default.
-  BatchEncoder(const CoderOptions& options, Index n_atoms, Index dim, int threads);
+  BatchEncoderT(const CoderOptions& options, Index n_atoms, Index dim, int threads);
 
   /// codes (K x n) of the samples x (d x n), from the dictionary D (d x K), G = D^T D,
   /// dtx = D^T X (K x n) and x_sqnorms(j) = ||x_j||^2. Returns the total number of nonzeros.
   /// `warm_codes` (K x n), if given, starts the iterative coders (cd, fista) there; the
   /// exact and greedy coders do not need a starting point and ignore it.
-  Index encode(const Matrix& dictionary, const Matrix& gram, const Matrix& x, const Matrix& dtx,
-               const Vector& x_sqnorms, Matrix& codes, const Matrix* warm_codes = nullptr);
+  Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
+               const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
+               const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
+               const MatrixT<Scalar>* warm_codes = nullptr);
 
   const CoderOptions& options() const { return options_; }
 
  private:
   CoderOptions options_;
   int threads_;
-  std::vector<LarsLasso<double>> lars_;
-  std::vector<CoordinateDescentLasso<double>> cd_;
-  std::vector<BatchOmp<double>> omp_;
-  std::vector<SoftThreshold<double>> threshold_;
-  std::vector<Fista<double>> fista_;
+  std::vector<LarsLasso<Scalar>> lars_;
+  std::vector<CoordinateDescentLasso<Scalar>> cd_;
+  std::vector<BatchOmp<Scalar>> omp_;
+  std::vector<SoftThreshold<Scalar>> threshold_;
+  std::vector<Fista<Scalar>> fista_;
 };
+
+extern template class BatchEncoderT<double>;
+extern template class BatchEncoderT<float>;
+using BatchEncoder = BatchEncoderT<double>;
 
 /// Per-sample terms of the coder's own objective, from the residuals R = X - D C (d x n)
 /// and the codes (K x n): the data term (0.5||r||^2, or 0.5 L(r) for fista) and the

@@ -24,9 +24,10 @@ namespace dictlearn {
 
 struct EncodeOptions {
   CoderOptions coder;
+  Precision precision = Precision::float64;  ///< arithmetic of the coders
   Normalization normalize = Normalization::none;
-  int threads = 0;         ///< OpenMP threads per rank (0: OpenMP default)
-  Index chunk_rows = 4096; ///< rows per read
+  int threads = 0;          ///< OpenMP threads per rank (0: OpenMP default)
+  Index chunk_rows = 4096;  ///< rows per read
 };
 
 /// One rank's codes, rows [row_begin, row_begin + rows) of the dataset, in CSR.

@@ -59,8 +59,9 @@ struct CheckpointOptions {
 };
 
 struct TrainOptions {
-  Index atoms = 256;   ///< K
-  CoderOptions coder;  ///< sparse coder and its parameters (lambda, nonzeros)
+  Index atoms = 256;                         ///< K
+  CoderOptions coder;                        ///< sparse coder and its parameters (lambda, nonzeros)
+  Precision precision = Precision::float64;  ///< arithmetic of the coders (see MinibatchCoder)
   UpdateKind update = UpdateKind::online;
   UpdateSchedule update_every = UpdateSchedule::minibatch;
   Index batch_size = 256;  ///< global minibatch size B

@@ -1,0 +1,41 @@
+#pragma once
+// Everything a minibatch's codes need, in one place: the Gram matrix G = D^T D (refreshed
+// once per dictionary update), D^T X (one GEMM per minibatch) and the per-sample coder.
+// With Precision::float32 the dictionary, G, the samples and D^T X are kept in float and
+// the coders run in float; the codes come back in double, so the statistics, the
+// objective and the dictionary update accumulate in double whatever the precision.
+#include <memory>
+
+#include "dictlearn/coding/sparse_coder.hpp"
+
+namespace dictlearn {
+
+class MinibatchCoder {
+ public:
+  /// `threads` <= 0 means the OpenMP default.
+  MinibatchCoder(const CoderOptions& options, Precision precision, Index atoms, Index dim,
+                 int threads);
+  ~MinibatchCoder();
+  MinibatchCoder(const MinibatchCoder&) = delete;
+  MinibatchCoder& operator=(const MinibatchCoder&) = delete;
+
+  /// Takes a new dictionary (d x K): recomputes G (SYRK) and the float copies.
+  void set_dictionary(const Matrix& dictionary);
+  /// G = D^T D of the current dictionary, in double.
+  const Matrix& gram() const { return gram_; }
+
+  /// Codes x (d x n) into codes (K x n); `warm_codes` (K x n) may start iterative coders.
+  /// Returns the number of nonzeros.
+  Index encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes = nullptr);
+
+ private:
+  template <typename Scalar>
+  struct Workspace;
+
+  Precision precision_;
+  Matrix dictionary_, gram_;  // the current D and G = D^T D, in double
+  std::unique_ptr<Workspace<double>> double_;
+  std::unique_ptr<Workspace<float>> float_;
+};
+
+}  // namespace dictlearn

@@ -1,0 +1,63 @@
+#include "dictlearn/coding/minibatch_coder.hpp"
+
+#include "dictlearn/core/blas.hpp"
+#include "dictlearn/core/error.hpp"
+
+namespace dictlearn {
+
+template <typename Scalar>
+struct MinibatchCoder::Workspace {
+  Workspace(const CoderOptions& options, Index atoms, Index dim, int threads)
+      : encoder(options, atoms, dim, threads) {}
+  BatchEncoderT<Scalar> encoder;
+  MatrixT<Scalar> dictionary, gram;  // float only: the rounded copies
+  MatrixT<Scalar> x, dtx, codes, warm;
+  VectorT<Scalar> x_sqnorms;
+
+  Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
+               const MatrixT<Scalar>& samples, const MatrixT<Scalar>* warm_codes,
+               MatrixT<Scalar>& out) {
+    dtx.resize(dictionary.cols(), samples.cols());
+    blas::gemm(true, false, Scalar(1), dictionary, samples, Scalar(0), dtx);
+    x_sqnorms = samples.colwise().squaredNorm().transpose();
+    return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes);
+  }
+};
+
+MinibatchCoder::MinibatchCoder(const CoderOptions& options, Precision precision, Index atoms,
+                               Index dim, int threads)
+    : precision_(precision), gram_(atoms, atoms) {
+  if (precision == Precision::float64)
+    double_ = std::make_unique<Workspace<double>>(options, atoms, dim, threads);
+  else
+    float_ = std::make_unique<Workspace<float>>(options, atoms, dim, threads);
+}
+
+MinibatchCoder::~MinibatchCoder() = default;
+
+void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
+  DICTLEARN_ASSERT(dictionary.cols() == gram_.cols());
+  // SYRK computes A A^T, half the work of the GEMM D^T D; then mirrored.
+  const Matrix transposed = dictionary.transpose();
+  blas::syrk_upper(1.0, transposed, 0.0, gram_);
+  blas::symmetrize_from_upper(gram_);
+  dictionary_ = dictionary;
+  if (float_) {
+    float_->dictionary = dictionary.cast<float>();
+    float_->gram = gram_.cast<float>();  // rounded once from the double product
+  }
+}
+
+Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes) {
+  DICTLEARN_ASSERT(dictionary_.cols() == gram_.cols());  // set_dictionary was called
+  if (double_) return double_->encode(dictionary_, gram_, x, warm_codes, codes);
+  Workspace<float>& w = *float_;
+  w.x = x.cast<float>();
+  if (warm_codes != nullptr) w.warm = warm_codes->cast<float>();
+  const Index nonzeros =
+      w.encode(w.dictionary, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr, w.codes);
+  codes = w.codes.cast<double>();
+  return nonzeros;
+}
+
+}  // namespace dictlearn
