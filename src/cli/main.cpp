@@ -4,6 +4,7 @@
 // collective) is printed by that rank and ends the job with MPI_Abort, the last resort.
 #include <malloc.h>
 #include <mpi.h>
+#include <sys/resource.h>
 
 #include <omp.h>
 
@@ -33,6 +34,25 @@ constexpr int kExitInterrupted = 3;
 
 volatile std::sig_atomic_t stop_requested = 0;
 extern "C" void request_stop(int) { stop_requested = 1; }
+
+double program_start = 0.0;  // MPI_Wtime() right after MPI_Init
+
+// One machine-readable line at the end of a run (rank 0 prints it): the whole process's
+// wall time split into its stages, and the peak resident memory of every rank.
+void print_run_summary(const Communicator& comm, double train_start, double train_end,
+                       double output_end) {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double peak_mib = double(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
+  double extremes[2] = {peak_mib, -peak_mib};                // max, -min
+  MPI_Allreduce(MPI_IN_PLACE, extremes, 2, MPI_DOUBLE, MPI_MAX, comm.get());
+  if (comm.is_root())
+    std::printf(
+        "run: ranks %d, wall %.3f s (set-up %.3f s, training %.3f s, output %.3f s), peak RSS "
+        "per rank %.1f-%.1f MiB\n",
+        comm.size(), output_end - program_start, train_start - program_start,
+        train_end - train_start, output_end - train_end, -extremes[1], extremes[0]);
+}
 
 // Keys whose change alters the mathematics: a checkpoint made with other values is refused
 // (unless --force). epochs, threads, output and the checkpoint cadence may change freely.
@@ -263,8 +283,10 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   if (!config.code_init.empty())
     initial_codes = std::make_unique<Hdf5SampleSource>(
         comm, DatasetLocation::parse(config.code_init, "/codes_dense"));
+  const double train_start = MPI_Wtime();
   const TrainResult result = train(comm, data, config.train, initial, progress, initial_codes.get(),
                                    resumed ? &resumed->state : nullptr);
+  const double train_end = MPI_Wtime();
   if (result.interrupted) {
     if (comm.is_root()) {
       if (config.train.checkpoint.path.empty())
@@ -294,6 +316,7 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   comm.agree([&] {
     if (comm.is_root()) write_train_output(config.output, config, result, summary);
   });
+  const double output_end = MPI_Wtime();
   if (comm.is_root()) {
     const PhaseTimes& t = result.times;
     std::printf(
@@ -309,6 +332,7 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
                   (long long)synthetic->true_dictionary().cols());
     std::printf("wrote %s\n", config.output.c_str());
   }
+  print_run_summary(comm, train_start, train_end, output_end);
   return 0;
 }
 
@@ -372,6 +396,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   MPI_Init(&argc, &argv);
+  program_start = MPI_Wtime();
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -1,5 +1,9 @@
 #include "dictlearn/coding/minibatch_coder.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
+
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 
@@ -8,8 +12,10 @@ namespace dictlearn {
 template <typename Scalar>
 struct MinibatchCoder::Workspace {
   Workspace(const CoderOptions& options, Index atoms, Index dim, int threads)
-      : encoder(options, atoms, dim, threads) {}
+      : encoder(options, atoms, dim, threads),
+        threads(threads > 0 ? threads : omp_get_max_threads()) {}
   BatchEncoderT<Scalar> encoder;
+  int threads;
   MatrixT<Scalar> dictionary, gram;  // float only: the rounded copies
   MatrixT<Scalar> x, dtx, codes, warm;
   VectorT<Scalar> x_sqnorms;
@@ -17,8 +23,18 @@ struct MinibatchCoder::Workspace {
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& samples, const MatrixT<Scalar>* warm_codes,
                MatrixT<Scalar>& out) {
-    dtx.resize(dictionary.cols(), samples.cols());
-    blas::gemm(true, false, Scalar(1), dictionary, samples, Scalar(0), dtx);
+    // D^T X in fixed blocks of kColumnBlock samples spread over the OpenMP threads (BLAS
+    // itself runs single-threaded, see train/trainer.cpp); fixed blocks keep every column's
+    // arithmetic, and so the result, independent of the thread count.
+    constexpr Index kColumnBlock = 64;
+    const Index n = samples.cols(), blocks = (n + kColumnBlock - 1) / kColumnBlock;
+    dtx.resize(dictionary.cols(), n);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
+    for (Index block = 0; block < blocks; ++block) {
+      const Index begin = block * kColumnBlock, width = std::min(kColumnBlock, n - begin);
+      dtx.middleCols(begin, width).noalias() =
+          dictionary.transpose() * samples.middleCols(begin, width);
+    }
     x_sqnorms = samples.colwise().squaredNorm().transpose();
     return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes);
   }

@@ -40,7 +40,7 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
                       source.describe(), "' has ", d));
   });
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  blas::set_num_threads(threads);
+  blas::set_num_threads(1);  // one thread pool, OpenMP (see train/trainer.cpp)
   const auto [first, last] = encode_rows(N, comm.rank(), comm.size());
   const Index chunk = std::max(kRowAlignment, align_down(options.chunk_rows));
   // Every rank issues as many collective reads as the rank with the most chunks.

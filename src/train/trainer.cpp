@@ -129,10 +129,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       throw Error(cat("the checkpoint's dictionary is ", resume_from->dictionary.cols(), " x ",
                       resume_from->dictionary.rows(), "; this run has K x d = ", K, " x ", d));
   });
-  // BLAS runs outside our OpenMP regions with as many threads as the rank may use, so the
-  // two never oversubscribe the rank's cores.
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  blas::set_num_threads(threads);
+  // One thread pool per rank: OpenMP. OpenBLAS's own threads, woken for every call while
+  // OpenMP's workers still spin after a parallel region, made 2 threads up to 4x slower
+  // than 1 (measured); so BLAS runs single-threaded and the large products are split over
+  // the OpenMP threads by the callers (MinibatchCoder).
+  blas::set_num_threads(1);
   const double start = MPI_Wtime();
 
   const MinibatchSchedule schedule(
