@@ -946,9 +946,9 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
                 memory[1]["samples"] // memory[0]["samples"], ratio,
                 "met" if ratio <= 1.10 else "NOT met"))
             L.append("")
-            L.append("dictlearn reads through buffers of up to virtual-shards x read-chunk MiB "
-                     "in all (dictlearn train --help), split across the ranks: RSS grows with N "
-                     "until the data share per rank exceeds that.")
+            L.append("dictlearn holds one read-chunk buffer (default 1 MiB) per virtual shard "
+                     "it owns (dictlearn train --help), whatever N: the data share per rank "
+                     "grows with N, the peak RSS does not.")
         L.append("")
     if curve:
         L.append("## Test objective versus time")
