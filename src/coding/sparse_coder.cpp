@@ -10,7 +10,7 @@
 namespace dictlearn {
 namespace {
 
-const char* const kCoderNames[] = {"lars", "lar", "cd", "omp", "threshold", "fista"};
+const char* const kCoderNames[] = {"lars", "lar", "cd", "omp", "threshold", "fista", "lca"};
 
 LarsOptions lars_options(const CoderOptions& o) {
   LarsOptions lars;
@@ -47,13 +47,35 @@ FistaOptions fista_options(const CoderOptions& o) {
   return fista;
 }
 
+LcaOptions lca_options(const CoderOptions& o) {
+  LcaOptions lca;
+  lca.lambda = o.lambda;
+  lca.threshold = o.lca_threshold;
+  lca.tau = o.lca_tau;
+  lca.dt = o.lca_dt;
+  lca.steps = o.lca_steps;
+  lca.tol = o.lca_tol;
+  lca.positive = o.positive;
+  return lca;
+}
+
 }  // namespace
 
+LcaOptions::Threshold parse_lca_threshold(const std::string& name) {
+  if (name == "soft") return LcaOptions::Threshold::soft;
+  if (name == "hard") return LcaOptions::Threshold::hard;
+  throw Error(cat("lca-threshold: unknown value '", name, "' (expected soft or hard)"));
+}
+
+std::string to_string(LcaOptions::Threshold threshold) {
+  return threshold == LcaOptions::Threshold::soft ? "soft" : "hard";
+}
+
 CoderKind parse_coder(const std::string& name) {
-  for (int k = 0; k < 6; ++k)
+  for (int k = 0; k < 7; ++k)
     if (name == kCoderNames[k]) return CoderKind(k);
-  throw Error(
-      cat("coder: unknown value '", name, "' (expected lars, lar, cd, omp, threshold or fista)"));
+  throw Error(cat("coder: unknown value '", name,
+                  "' (expected lars, lar, cd, omp, threshold, fista or lca)"));
 }
 
 std::string to_string(CoderKind kind) { return kCoderNames[int(kind)]; }
@@ -87,6 +109,13 @@ void validate(const CoderOptions& o) {
   if (!(o.huber_delta > 0.0)) throw Error("huber-delta must be > 0");
   if (!(o.loss_power > 1.0) || !std::isfinite(o.loss_power))
     throw Error("loss-power must be a finite number > 1");
+  if (!(o.lca_tau > 0.0) || !std::isfinite(o.lca_tau))
+    throw Error("lca-tau must be a finite number > 0");
+  if (!(o.lca_dt > 0.0) || !(o.lca_dt <= o.lca_tau))
+    throw Error(cat("lca-dt must be in (0, lca-tau] (got ", o.lca_dt, " with lca-tau ", o.lca_tau,
+                    "); larger Euler steps diverge"));
+  if (o.lca_steps < 1) throw Error("lca-steps must be >= 1");
+  if (!(o.lca_tol >= 0.0)) throw Error("lca-tol must be >= 0");
   if (o.kind != CoderKind::fista && (o.loss != Loss::squared || o.elastic_penalty != 0.0))
     throw Error("loss and elastic-penalty need coder fista");
 }
@@ -123,6 +152,9 @@ BatchEncoderT<Scalar>::BatchEncoderT(const CoderOptions& options, Index n_atoms,
       case CoderKind::fista:
         fista_.emplace_back(n_atoms, dim);
         break;
+      case CoderKind::lca:
+        lca_.emplace_back(n_atoms);
+        break;
     }
   }
 }
@@ -143,7 +175,8 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
   const LarsOptions lars = lars_options(options_);
   CoordinateDescentOptions cd = cd_options(options_);
   FistaOptions fista = fista_options(options_);
-  cd.warm_start = fista.warm_start = warm_codes != nullptr;
+  LcaOptions lca = lca_options(options_);
+  cd.warm_start = fista.warm_start = lca.warm_start = warm_codes != nullptr;
   ThresholdOptions threshold;
   threshold.lambda = options_.lambda;
   threshold.positive = options_.positive;
@@ -176,6 +209,9 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
       case CoderKind::fista:
         nonzeros += fista_[t].solve(gram, dtx.col(j), x.col(j), dictionary, fista, code);
         break;
+      case CoderKind::lca:
+        nonzeros += lca_[t].solve(gram, dtx.col(j), lca, code);
+        break;
     }
   }
   return nonzeros;
@@ -192,6 +228,11 @@ void code_penalties(const CoderOptions& options, const Matrix& codes, Vector& pe
     for (Index j = 0; j < n; ++j) penalty(j) = fista_penalty<double>(codes.col(j), fista);
   } else if (options.kind == CoderKind::omp || options.kind == CoderKind::lar) {
     penalty = Vector::Zero(n);
+  } else if (options.kind == CoderKind::lca &&
+             options.lca_threshold == LcaOptions::Threshold::hard) {
+    // The energy the hard-threshold LCA descends: lambda^2 / 2 per active neuron.
+    const double per_atom = 0.5 * options.lambda * options.lambda;
+    penalty = per_atom * (codes.array() != 0.0).cast<double>().colwise().sum().transpose();
   } else {
     penalty = options.lambda * codes.cwiseAbs().colwise().sum().transpose();
   }

@@ -167,7 +167,8 @@ const std::vector<KeyHandler>& handlers() {
           "coder",
           "sparse coder: lars (exact lasso), lar (LARS path to `nonzeros` atoms), "
           "cd (coordinate-descent lasso), omp (Batch-OMP, l0), threshold "
-          "(soft thresholding), fista (elastic net, robust losses)",
+          "(soft thresholding), fista (elastic net, robust losses), lca (locally competitive "
+          "algorithm, soft or hard threshold)",
           parse_coder, [](CoderKind k) { return to_string(k); },
           [](RunConfig& c) -> CoderKind& { return c.train.coder.kind; }),
       number_key("lambda",
@@ -189,6 +190,18 @@ const std::vector<KeyHandler>& handlers() {
                  [](RunConfig& c) -> double& { return c.train.coder.coder_tol; }),
       integer_key("coder-max-iter", "cd: sweeps, fista: iterations, at most",
                   [](RunConfig& c) -> Index& { return c.train.coder.coder_max_iter; }),
+      choice_key(
+          "lca-threshold", "lca: soft (the lasso's fixed points) or hard (u where |u| > lambda)",
+          parse_lca_threshold, [](LcaOptions::Threshold t) { return to_string(t); },
+          [](RunConfig& c) -> LcaOptions::Threshold& { return c.train.coder.lca_threshold; }),
+      number_key("lca-tau", "lca: time constant tau of tau du/dt = D^T x - u - (G - I) a",
+                 [](RunConfig& c) -> double& { return c.train.coder.lca_tau; }),
+      number_key("lca-dt", "lca: Euler step dt (0 < dt <= lca-tau)",
+                 [](RunConfig& c) -> double& { return c.train.coder.lca_dt; }),
+      integer_key("lca-steps", "lca: Euler steps, at most",
+                  [](RunConfig& c) -> Index& { return c.train.coder.lca_steps; }),
+      number_key("lca-tol", "lca: stop once max |du| <= lca-tol max |D^T x| (0: all steps)",
+                 [](RunConfig& c) -> double& { return c.train.coder.lca_tol; }),
       number_key("elastic-penalty", "fista: gamma in lambda (||a||_1 + gamma/2 ||a||^2)",
                  [](RunConfig& c) -> double& { return c.train.coder.elastic_penalty; }),
       choice_key(
@@ -301,6 +314,7 @@ const std::set<std::string> kEncodeKeys = {
     "input",          "output",          "dictionary", "dense",       "coder",
     "lambda",         "positive-codes",  "nonzeros",   "tolerance",   "coder-tol",
     "coder-max-iter", "elastic-penalty", "loss",       "huber-delta", "loss-power",
+    "lca-threshold",  "lca-tau",         "lca-dt",     "lca-steps",   "lca-tol",
     "normalize",      "threads",         "read-chunk", "precision"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 

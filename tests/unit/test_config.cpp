@@ -123,7 +123,8 @@ TEST_CASE("config: boolean flags alone, with a value, and before another flag", 
   // The schema marks exactly the booleans as flags.
   for (const auto& key : dictlearn::config_keys())
     CHECK(key.is_flag == (key.name == "positive-codes" || key.name == "replace-atoms" ||
-                           key.name == "dense" || key.name == "positive-dict" || key.name == "force"));
+                          key.name == "dense" || key.name == "positive-dict" ||
+                          key.name == "force"));
 }
 
 TEST_CASE("config: the command line overrides the YAML file", "[config]") {
@@ -283,6 +284,11 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.mod.ridge = 3.3e-9;
   c.train.mod_solver = dictlearn::ModSolver::scalapack;
   c.train.precision = dictlearn::Precision::float32;
+  c.train.coder.lca_threshold = dictlearn::LcaOptions::Threshold::hard;
+  c.train.coder.lca_tau = 2.5;
+  c.train.coder.lca_dt = 0.25;
+  c.train.coder.lca_steps = 77;
+  c.train.coder.lca_tol = 3e-9;
   c.train.replacement.enabled = false;
   c.train.replacement.duplicate_cosine = 0.975;
   c.train.replacement.min_usage = 0.001;

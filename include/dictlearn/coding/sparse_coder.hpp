@@ -12,7 +12,9 @@
 //   omp        ||r||^2 s.t. ||a||_0 <= nonzeros / ||r||^2 <= tolerance scikit-learn omp
 //   threshold  soft thresholding of D^T x by lambda                    scikit-learn threshold
 //   fista      0.5 L(r) + lambda (||a||_1 + gamma/2 ||a||^2), L squared, huber or power
-// `positive` (a >= 0) is available for lars, cd, threshold and fista; like scikit-learn,
+//   lca        Locally Competitive Algorithm (Rozell et al. 2008): soft threshold -> the
+//              lasso above; hard threshold -> 0.5||r||^2 + lambda^2/2 ||a||_0 (local minima)
+// `positive` (a >= 0) is available for lars, cd, threshold, fista and lca; like scikit-learn,
 // omp and lar refuse it.
 #include <string>
 #include <vector>
@@ -20,17 +22,20 @@
 #include "dictlearn/coding/coordinate_descent.hpp"
 #include "dictlearn/coding/fista.hpp"
 #include "dictlearn/coding/lars.hpp"
+#include "dictlearn/coding/lca.hpp"
 #include "dictlearn/coding/omp.hpp"
 #include "dictlearn/coding/threshold.hpp"
 
 namespace dictlearn {
 
-enum class CoderKind { lars, lar, cd, omp, threshold, fista };
+enum class CoderKind { lars, lar, cd, omp, threshold, fista, lca };
 
 CoderKind parse_coder(const std::string& name);  ///< throws Error naming the value
 std::string to_string(CoderKind kind);
 
 using Loss = FistaOptions::Loss;
+LcaOptions::Threshold parse_lca_threshold(const std::string& name);
+std::string to_string(LcaOptions::Threshold threshold);
 Loss parse_loss(const std::string& name);
 std::string to_string(Loss loss);
 
@@ -47,6 +52,11 @@ struct CoderOptions {
   Loss loss = Loss::squared;     ///< fista: reconstruction loss
   double huber_delta = 1.0;      ///< fista: huber threshold
   double loss_power = 2.0;       ///< fista: p of the power loss (> 1)
+  LcaOptions::Threshold lca_threshold = LcaOptions::Threshold::soft;  ///< lca: soft or hard
+  double lca_tau = 1.0;                                               ///< lca: time constant
+  double lca_dt = 0.1;     ///< lca: Euler step (dt / tau in (0, 1])
+  Index lca_steps = 1000;  ///< lca: steps, at most
+  double lca_tol = 1e-7;   ///< lca: stop when max |du| <= lca_tol * max |D^T x|
 };
 
 /// Throws Error naming the first invalid or contradictory coder option.
@@ -85,6 +95,7 @@ class BatchEncoderT {
   std::vector<BatchOmp<Scalar>> omp_;
   std::vector<SoftThreshold<Scalar>> threshold_;
   std::vector<Fista<Scalar>> fista_;
+  std::vector<Lca<Scalar>> lca_;
 };
 
 extern template class BatchEncoderT<double>;
