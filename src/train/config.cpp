@@ -220,9 +220,14 @@ const std::vector<KeyHandler>& handlers() {
           [](RunConfig& c) -> Precision& { return c.train.precision; }),
       choice_key(
           "update",
-          "dictionary update rule: online (Mairal BCD on A, B) or mod (D = B (A + eps I)^-1)",
+          "dictionary update rule: online (Mairal BCD on A, B), mod (D = B (A + eps I)^-1) or "
+          "hebbian (D += eta (B - D A) on the minibatch means, columns renormalised)",
           parse_update, [](UpdateKind k) { return to_string(k); },
           [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
+      number_key("hebbian-rate", "hebbian: learning rate eta_0",
+                 [](RunConfig& c) -> double& { return c.train.hebbian.rate; }),
+      number_key("hebbian-decay", "hebbian: eta_t = hebbian-rate / (1 + hebbian-decay t)",
+                 [](RunConfig& c) -> double& { return c.train.hebbian.decay; }),
       choice_key(
           "update-every",
           "when the update runs: minibatch (online-weighted statistics) or "

@@ -20,10 +20,13 @@ namespace dictlearn {
 UpdateKind parse_update(const std::string& name) {
   if (name == "online") return UpdateKind::online;
   if (name == "mod") return UpdateKind::mod;
-  throw Error(cat("update: unknown value '", name, "' (expected online or mod)"));
+  if (name == "hebbian") return UpdateKind::hebbian;
+  throw Error(cat("update: unknown value '", name, "' (expected online, mod or hebbian)"));
 }
 
-std::string to_string(UpdateKind kind) { return kind == UpdateKind::online ? "online" : "mod"; }
+std::string to_string(UpdateKind kind) {
+  return kind == UpdateKind::online ? "online" : kind == UpdateKind::mod ? "mod" : "hebbian";
+}
 
 UpdateSchedule parse_update_schedule(const std::string& name) {
   if (name == "minibatch") return UpdateSchedule::minibatch;
@@ -63,6 +66,14 @@ void validate(const TrainOptions& o) {
   if (!(o.forget_rate > 0.0) || !std::isfinite(o.forget_rate))
     throw Error("forget-rate must be a finite number > 0");
   if (o.online.passes < 1) throw Error("update-passes must be >= 1");
+  if (!(o.hebbian.rate > 0.0) || !std::isfinite(o.hebbian.rate))
+    throw Error("hebbian-rate must be a finite number > 0");
+  if (!(o.hebbian.decay >= 0.0) || !std::isfinite(o.hebbian.decay))
+    throw Error("hebbian-decay must be a finite number >= 0");
+  if (o.update == UpdateKind::hebbian && o.update_every != UpdateSchedule::minibatch)
+    throw Error(
+        "update hebbian is a stochastic gradient step per minibatch: it needs "
+        "update-every minibatch");
   if (!(o.mod.ridge >= 0.0)) throw Error("mod-ridge must be >= 0");
   if (!(o.replacement.duplicate_cosine > 0.0 && o.replacement.duplicate_cosine <= 1.0))
     throw Error("replace-duplicate-cosine must be in (0, 1]");
@@ -205,7 +216,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const bool per_minibatch = options.update_every == UpdateSchedule::minibatch;
   OnlineUpdateOptions online = options.online;
   ModUpdateOptions mod = options.mod;
-  online.positive = mod.positive = online.positive || options.positive_dict;
+  HebbianUpdateOptions hebbian = options.hebbian;
+  online.positive = mod.positive = hebbian.positive = online.positive || options.positive_dict;
   online.threads = threads;
   const bool distributed_mod =
       options.update == UpdateKind::mod &&
@@ -215,6 +227,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const auto update_dictionary = [&] {
     if (options.update == UpdateKind::online) {
       online_dictionary_update(a, b, dictionary, online);
+    } else if (options.update == UpdateKind::hebbian) {
+      hebbian_dictionary_update(a, b, dictionary, hebbian_rate(hebbian, state.step), hebbian);
     } else if (distributed_mod) {
       mod_dictionary_update_distributed(comm, a, b, dictionary, mod);  // agreed errors
     } else {
@@ -310,7 +324,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       if (per_minibatch) {
         const double beta =
             online_forget_factor(state.step, Index(global_batch), options.forget_rate);
-        packed.add_to(beta, 1.0 / global_batch, a, b);
+        // Hebbian steps on this minibatch's means; the other rules on the online sums.
+        packed.add_to(options.update == UpdateKind::hebbian ? 0.0 : beta, 1.0 / global_batch, a, b);
         update_dictionary();
         if (options.replacement.enabled && state.window_batches >= replace_period)
           state.replaced += replace_atoms();

@@ -83,8 +83,9 @@ bool identical_on_all_ranks(const Matrix& matrix) {
 
 TEST_CASE("same seed and rank count give bitwise identical dictionaries on every rank",
           "[mpi][determinism]") {
-  for (auto [coder, update] : {std::pair{CoderKind::lars, UpdateKind::online},
-                               std::pair{CoderKind::omp, UpdateKind::mod}}) {
+  for (auto [coder, update] :
+       {std::pair{CoderKind::lars, UpdateKind::online}, std::pair{CoderKind::omp, UpdateKind::mod},
+        std::pair{CoderKind::lca, UpdateKind::hebbian}}) {
     const TrainOptions options = small_training(coder, update);
     Communicator comm(MPI_COMM_WORLD);
     SyntheticSource source(small_data());
@@ -102,8 +103,9 @@ TEST_CASE("1, 2 and 3 ranks learn the same dictionary within tolerance", "[mpi][
   // step). Over 3 epochs x 47 minibatches of this well-conditioned problem the atoms are
   // measured within 1e-13 (2 and 3 ranks); the bound 1e-8 leaves room for growth
   // through the nonlinear coders without hiding a real divergence (atoms are unit norm).
-  for (auto [coder, update] : {std::pair{CoderKind::lars, UpdateKind::online},
-                               std::pair{CoderKind::omp, UpdateKind::mod}}) {
+  for (auto [coder, update] :
+       {std::pair{CoderKind::lars, UpdateKind::online}, std::pair{CoderKind::omp, UpdateKind::mod},
+        std::pair{CoderKind::lca, UpdateKind::hebbian}}) {
     const TrainOptions options = small_training(coder, update);
     const Matrix reference = train_on_first(1, options);
     for (int ranks = 2; ranks <= world_size(); ++ranks) {

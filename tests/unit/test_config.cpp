@@ -289,6 +289,8 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.coder.lca_dt = 0.25;
   c.train.coder.lca_steps = 77;
   c.train.coder.lca_tol = 3e-9;
+  c.train.hebbian.rate = 0.03;
+  c.train.hebbian.decay = 0.5;
   c.train.replacement.enabled = false;
   c.train.replacement.duplicate_cosine = 0.975;
   c.train.replacement.min_usage = 0.001;

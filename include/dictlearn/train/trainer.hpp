@@ -23,13 +23,14 @@
 #include "dictlearn/data/sample_source.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/update/atom_replacement.hpp"
+#include "dictlearn/update/hebbian_update.hpp"
 #include "dictlearn/update/mod_update.hpp"
 #include "dictlearn/update/online_update.hpp"
 
 namespace dictlearn {
 
 /// The dictionary update rule applied to the statistics (A, B).
-enum class UpdateKind { online, mod };
+enum class UpdateKind { online, mod, hebbian };
 UpdateKind parse_update(const std::string& name);  ///< throws Error naming the value
 std::string to_string(UpdateKind kind);
 
@@ -75,6 +76,7 @@ struct TrainOptions {
   double forget_rate = 5.0;   ///< rho of the online weighting (1: scikit-learn)
   OnlineUpdateOptions online;
   ModUpdateOptions mod;
+  HebbianUpdateOptions hebbian;
   ModSolver mod_solver = ModSolver::automatic;
   bool positive_dict = false;  ///< D >= 0 (projection after every update rule)
   ReplacementOptions replacement;
