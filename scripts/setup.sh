@@ -15,7 +15,7 @@ BUILD_DIR=${1:-build}
 
 PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   hdf5-tools libeigen3-dev libopenblas-dev liblapack-dev liblapacke-dev
-  libscalapack-openmpi-dev catch2 libyaml-cpp-dev python3 python3-numpy python3-h5py
+  libscalapack-openmpi-dev libpng-dev catch2 libyaml-cpp-dev python3 python3-numpy python3-h5py
   python3-sklearn)
 if [ "$BENCH" -eq 1 ]; then
   PACKAGES+=(python3-skimage python3-matplotlib)

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -19,6 +20,7 @@
 #include "dictlearn/data/synthetic.hpp"
 #include "dictlearn/encode/encode.hpp"
 #include "dictlearn/io/dataset_reader.hpp"
+#include "dictlearn/io/montage.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/train/checkpoint.hpp"
 #include "dictlearn/train/config.hpp"
@@ -109,6 +111,8 @@ constexpr const char* kUsage =
     "  train [CONFIG.yaml] [--key value ...]   learn a dictionary (online or MOD)\n"
     "  encode [CONFIG.yaml] --dictionary D.h5 --input X.h5[:/X] --output codes.h5\n"
     "                                          sparse codes of a dataset (CSR in HDF5)\n"
+    "  montage --dictionary D.h5 --shape HxW --output atoms.png\n"
+    "                                          the atoms as a picture (PNG)\n"
     "\n"
     "options:\n"
     "  -h, --help      this text; 'dictlearn <command> --help' lists the command's keys\n"
@@ -343,6 +347,66 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   return 0;
 }
 
+constexpr const char* kMontageHelp =
+    "usage: dictlearn montage --dictionary FILE[:/DATASET] --shape HxW --output PICTURE.png\n"
+    "                         [--columns N] [--padding P]\n"
+    "\n"
+    "Draws the atoms of a dictionary as a grid of H x W tiles, each scaled to its own range\n"
+    "(white = largest value), and writes an 8-bit grey PNG.\n"
+    "  --dictionary  dictionary file (dataset /dictionary by default, K x d, H * W = d)\n"
+    "  --shape       tile height x width, e.g. 8x8 or 28x28\n"
+    "  --output      the PNG to write (written to PATH.tmp.png, then renamed)\n"
+    "  --columns     tiles per row (default: ceil(sqrt(K)))\n"
+    "  --padding     background pixels between tiles (default 1)\n";
+
+int run_montage(const Communicator& comm, const std::vector<std::string>& arguments) {
+  std::string dictionary_path, output;
+  MontageOptions options;
+  comm.agree([&] {
+    const auto integer = [](const std::string& key, const std::string& text) {
+      char* end = nullptr;
+      const long long value = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || value < 0)
+        throw Error(cat("--", key, ": expected a number >= 0, got '", text, "'"));
+      return Index(value);
+    };
+    for (size_t i = 0; i < arguments.size(); i += 2) {
+      const std::string& key = arguments[i];
+      if (i + 1 >= arguments.size()) throw Error(cat(key, ": missing value"));
+      const std::string& value = arguments[i + 1];
+      if (key == "--dictionary") {
+        dictionary_path = value;
+      } else if (key == "--output") {
+        output = value;
+      } else if (key == "--columns") {
+        options.columns = integer("columns", value);
+      } else if (key == "--padding") {
+        options.padding = integer("padding", value);
+      } else if (key == "--shape") {
+        const size_t x = value.find('x');
+        if (x == std::string::npos)
+          throw Error(cat("--shape: expected HxW (e.g. 28x28), got '", value, "'"));
+        options.height = integer("shape", value.substr(0, x));
+        options.width = integer("shape", value.substr(x + 1));
+      } else {
+        throw Error(cat("montage: unknown option '", key, "' (see dictlearn montage --help)"));
+      }
+    }
+    if (dictionary_path.empty()) throw Error("montage needs --dictionary FILE[:/DATASET]");
+    if (output.empty()) throw Error("montage needs --output PICTURE.png");
+    if (options.height < 1 || options.width < 1) throw Error("montage needs --shape HxW");
+  });
+  DatasetReader dictionary_file(comm, DatasetLocation::parse(dictionary_path, "/dictionary"));
+  const Matrix atoms = dictionary_file.read_all();  // d x K
+  comm.agree([&] {
+    if (comm.is_root()) write_montage_png(atoms, options, output);
+  });
+  if (comm.is_root())
+    std::printf("wrote %s: %lld atoms as %lldx%lld tiles\n", output.c_str(),
+                (long long)atoms.cols(), (long long)options.height, (long long)options.width);
+  return 0;
+}
+
 int run_encode(const Communicator& comm, const std::vector<std::string>& arguments) {
   RunConfig config;
   comm.agree([&] {
@@ -432,6 +496,12 @@ int main(int argc, char** argv) {
         if (rank == 0) print_encode_help();
       } else {
         status = run_encode(comm, rest);
+      }
+    } else if (command == "montage") {
+      if (wants_help) {
+        if (rank == 0) std::printf("%s", kMontageHelp);
+      } else {
+        status = run_montage(comm, rest);
       }
     } else {
       if (rank == 0)
