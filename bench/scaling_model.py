@@ -7,9 +7,9 @@ Re-measure the rates on the target machine (docs/scaling.md, section 8) and reru
 import math
 
 # Measured on the reference machine (1 core, 1 thread), after the speed-up of issue 5.
-R_DTX = 40e9        # D^T X (GEMM over 64-sample blocks), flop/s
+R_DTX = 71e9        # D^T X (Eigen GEMM over 64-sample blocks, AVX-512), flop/s
 R_BCD = 37e9        # blocked BCD online update, 2 d K^2 flop per sweep, flop/s
-R_SYRK = 21e9       # G = D^T D by SYRK (d K^2 flop), OpenBLAS Haswell kernel, flop/s
+R_SYRK = 43e9       # G = D^T D by SYRK (d K^2 flop), OpenBLAS Haswell kernel, flop/s
 T_SPARSE = 0.5e-9   # s per scattered multiply-add of the sparse statistics and residuals
 T_KK = 1.3e-9       # s per K^2 element: add_to + mirror of A and of G
 # LARS per sample: K (L_E + L_A s + L_C E[s^2]) seconds. Fitted before the speed-up over

@@ -27,11 +27,14 @@ Index PackedStatistics::dense_crossover(Index atoms, Index dim) {
   return Index(-d + std::sqrt(d * d + 2.0 * dense));
 }
 
+bool PackedStatistics::prefers_dense(Index atoms, Index dim, Index nonzeros, Index samples) {
+  return samples > 0 && nonzeros > dense_crossover(atoms, dim) * samples;
+}
+
 void PackedStatistics::pack(const Matrix& x, const Matrix& codes) {
   DICTLEARN_ASSERT(x.cols() == codes.cols() && codes.rows() == atoms_ && x.rows() == dim_);
-  const Index n = codes.cols();
   const Index nonzeros = Index((codes.array() != 0.0).count());
-  if (n > 0 && nonzeros > dense_crossover(atoms_, dim_) * n)
+  if (prefers_dense(atoms_, dim_, nonzeros, codes.cols()))
     pack_dense(x, codes);
   else
     pack_sparse(x, codes);

@@ -1,6 +1,7 @@
 // Sufficient statistics: the packed buffer reproduces C C^T and X C^T (with both scales of
 // add_to), sums of buffers (what the allreduce does) are the statistics of the union of the
 // minibatches, pack zeroes the extras; and the online forget factor is scikit-learn's.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -218,12 +219,20 @@ TEST_CASE("pack of an empty share after a non-finite one gives zero statistics",
 }
 
 TEST_CASE("pack() switches to the dense accumulation above the crossover density", "[statistics]") {
-  // The crossover grows with K and d and stays a fraction of K (codes denser than that are
-  // not "sparse" any more).
-  const Index small = PackedStatistics::dense_crossover(256, 64);
-  const Index large = PackedStatistics::dense_crossover(1024, 64);
-  CHECK(small > 0);
-  CHECK(small < 256);
-  CHECK(large > small);
-  CHECK(large < 1024);
+  // (Both accumulations are checked for correctness above; here the choice between them.)
+  for (const auto& [K, d] : {std::pair<Index, Index>{256, 64}, {1024, 64}, {96, 8}}) {
+    const Index crossover = PackedStatistics::dense_crossover(K, d);
+    INFO("K=" << K << " d=" << d << " crossover=" << crossover);
+    CHECK(crossover > 0);
+    CHECK(crossover < K);  // codes denser than a fraction of K are not "sparse"
+    const Index n = 37;
+    CHECK_FALSE(PackedStatistics::prefers_dense(K, d, crossover * n, n));
+    CHECK(PackedStatistics::prefers_dense(K, d, crossover * n + 1, n));
+    CHECK_FALSE(PackedStatistics::prefers_dense(K, d, 0, 0));  // an empty share
+  }
+  // Measured crossovers (K, d): (256, 64) ~80, (1024, 64) ~380 nonzeros per code.
+  CHECK(PackedStatistics::dense_crossover(256, 64) >= 60);
+  CHECK(PackedStatistics::dense_crossover(256, 64) <= 110);
+  CHECK(PackedStatistics::dense_crossover(1024, 64) >= 300);
+  CHECK(PackedStatistics::dense_crossover(1024, 64) <= 450);
 }

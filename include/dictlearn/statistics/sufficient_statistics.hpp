@@ -32,6 +32,7 @@ class PackedStatistics {
 
   Index size() const { return Index(buffer_.size()); }
   double* data() { return buffer_.data(); }
+  const double* data() const { return buffer_.data(); }
   double* extras() { return buffer_.data() + triangle_ + dim_ * atoms_; }
   const double* extras() const { return buffer_.data() + triangle_ + dim_ * atoms_; }
 
@@ -43,6 +44,8 @@ class PackedStatistics {
   void pack_dense(const Matrix& x, const Matrix& codes);
   /// Nonzeros per sample above which pack() uses pack_dense (measured crossover).
   static Index dense_crossover(Index atoms, Index dim);
+  /// pack()'s choice for `nonzeros` nonzeros in `samples` codes.
+  static bool prefers_dense(Index atoms, Index dim, Index nonzeros, Index samples);
   /// a <- a_scale * a + scale * packed A, b likewise (a, b full matrices).
   void add_to(double a_scale, double scale, Matrix& a, Matrix& b) const;
 
