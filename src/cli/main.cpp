@@ -18,14 +18,20 @@
 #include <string>
 #include <vector>
 
+#include "dictlearn/data/class_driver_source.hpp"
+#include "commands.hpp"
 #include "dictlearn/data/synthetic.hpp"
 #include "dictlearn/encode/encode.hpp"
+#include "dictlearn/encode/linked_dictionary.hpp"
+#include "dictlearn/encode/reconstruct.hpp"
 #include "dictlearn/io/dataset_reader.hpp"
+#include "dictlearn/io/label_reader.hpp"
 #include "dictlearn/io/montage.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/train/checkpoint.hpp"
 #include "dictlearn/train/config.hpp"
 #include "dictlearn/train/train_output.hpp"
+#include "dictlearn/train/training_input.hpp"
 
 namespace {
 
@@ -101,7 +107,11 @@ const char* const kMathKeys[] = {"input",
                                  "synthetic-snr-db",
                                  "synthetic-seed",
                                  "samples",
-                                 "features"};
+                                 "features",
+                                 "modality-weights",
+                                 "drivers",
+                                 "drivers-learned",
+                                 "driver-weight"};
 
 constexpr const char* kUsage =
     "usage: dictlearn <command> [options]\n"
@@ -112,6 +122,10 @@ constexpr const char* kUsage =
     "  train [CONFIG.yaml] [--key value ...]   learn a dictionary (online or MOD)\n"
     "  encode [CONFIG.yaml] --dictionary D.h5 --input X.h5[:/X] --output codes.h5\n"
     "                                          sparse codes of a dataset (CSR in HDF5)\n"
+    "  classify --train F.h5[:/codes] --train-labels F.h5:/y [--test ... --test-labels ...]\n"
+    "                                          logistic regression on codes or raw data\n"
+    "  reconstruct --dictionary D.h5 --codes codes.h5 --modality I --output X.h5\n"
+    "                                          one modality rebuilt from codes (Phi_I a)\n"
     "  montage --dictionary D.h5 --shape HxW --output atoms.png\n"
     "                                          the atoms as a picture (PNG)\n"
     "\n"
@@ -185,8 +199,6 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     config = parse_arguments(Command::train, arguments);
     validate(config.train);
     if (config.output.empty()) throw Error("output must not be empty");
-    if (!config.input.empty() && DatasetLocation::parse(config.input).file == config.output)
-      throw Error(cat("output '", config.output, "' is the input file; choose another path"));
     if (!(config.read_chunk_mib > 0.0)) throw Error("read-chunk must be > 0 (MiB)");
     if (config.resume != "no" && config.resume != "yes" && config.resume != "auto")
       throw Error(cat("resume: unknown value '", config.resume, "' (expected no, yes or auto)"));
@@ -196,18 +208,17 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     if (config.train.checkpoint.every < 0 || !(config.train.checkpoint.seconds >= 0.0))
       throw Error("checkpoint-every and checkpoint-seconds must be >= 0");
     if (config.train.stop_after < 0) throw Error("stop-after must be >= 0");
+    if (!config.modalities.empty())
+      throw Error(
+          "modalities: train takes the modalities as repeated --input (or a YAML list "
+          "of {input, weight}); --modalities selects them for encode");
   });
 
-  std::unique_ptr<SampleSource> source;
-  std::unique_ptr<SyntheticSource> synthetic;
-  if (config.input.empty()) {
-    comm.agree([&] { synthetic = std::make_unique<SyntheticSource>(config.synthetic); });
-  } else {
-    source = std::make_unique<Hdf5SampleSource>(comm, DatasetLocation::parse(config.input));
-  }
-  SampleSource& data = synthetic ? static_cast<SampleSource&>(*synthetic) : *source;
+  TrainingInput input = open_training_input(comm, config);
+  SampleSource& data = *input.source;
+  const SyntheticSource* synthetic = input.synthetic;
   const Index d = data.dim();
-  config.train.chunk_rows =
+  input.options.chunk_rows =
       std::max<Index>(1, Index(config.read_chunk_mib * 1048576.0 / (8.0 * double(d))));
 
   Matrix initial;
@@ -296,8 +307,10 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     initial_codes = std::make_unique<Hdf5SampleSource>(
         comm, DatasetLocation::parse(config.code_init, "/codes_dense"));
   const double train_start = MPI_Wtime();
-  const TrainResult result = train(comm, data, config.train, initial, progress, initial_codes.get(),
-                                   resumed ? &resumed->state : nullptr);
+  input.options.checkpoint = config.train.checkpoint;
+  input.options.stop_request = config.train.stop_request;
+  const TrainResult result = train(comm, data, input.options, initial, progress,
+                                   initial_codes.get(), resumed ? &resumed->state : nullptr);
   const double train_end = MPI_Wtime();
   if (result.interrupted) {
     if (comm.is_root()) {
@@ -320,6 +333,7 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   summary.ranks = comm.size();
   summary.samples = data.samples();
   summary.dim = d;
+  summary.modalities = &input.options.constraint;
   if (synthetic) {
     summary.true_dictionary = &synthetic->true_dictionary();
     summary.recovered_fraction =
@@ -350,18 +364,48 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
 
 constexpr const char* kMontageHelp =
     "usage: dictlearn montage --dictionary FILE[:/DATASET] --shape HxW --output PICTURE.png\n"
-    "                         [--columns N] [--padding P]\n"
+    "                         [--modality I] [--columns N] [--padding P]\n"
+    "                         [--codes CODES.h5 [--input X.h5:/X ...] [--samples N]]\n"
     "\n"
     "Draws the atoms of a dictionary as a grid of H x W tiles, each scaled to its own range\n"
-    "(white = largest value), and writes an 8-bit grey PNG.\n"
-    "  --dictionary  dictionary file (dataset /dictionary by default, K x d, H * W = d)\n"
+    "(white = largest value), and writes an 8-bit grey PNG. For a linked dictionary the\n"
+    "modalities of H x W pixels are drawn side by side in each tile (or one with --modality).\n"
+    "With --codes, draws samples instead of atoms: one column per sample, rows = for each\n"
+    "modality the input (if given with --input, one per data modality in order) and its\n"
+    "reconstruction Phi_i a from the codes (cross-modal when the codes came from other\n"
+    "modalities).\n"
+    "  --dictionary  dictionary file (dataset /dictionary by default, K x d)\n"
     "  --shape       tile height x width, e.g. 8x8 or 28x28\n"
     "  --output      the PNG to write (written to PATH.tmp.png, then renamed)\n"
-    "  --columns     tiles per row (default: ceil(sqrt(K)))\n"
-    "  --padding     background pixels between tiles (default 1)\n";
+    "  --modality    draw this modality of a linked dictionary only\n"
+    "  --columns     tiles per row (default: ceil(sqrt(K)); with --codes: the samples)\n"
+    "  --padding     background pixels between tiles (default 1)\n"
+    "  --codes       codes from dictlearn encode (CSR group, default /codes)\n"
+    "  --input       the samples the codes belong to, one per data modality (optional)\n"
+    "  --samples     how many samples (the first N rows) to draw with --codes (default 10)\n";
+
+// Puts the given pixel blocks (each H*W x n, same n) side by side in each tile, with a
+// one-pixel separator at each block's minimum so that per-tile contrast is unaffected.
+Matrix side_by_side(const std::vector<Matrix>& blocks, Index height, Index width) {
+  const Index n = blocks.front().cols(), parts = Index(blocks.size());
+  const Index tile_width = parts * width + (parts - 1);
+  Matrix tiles(height * tile_width, n);
+  for (Index j = 0; j < n; ++j) {
+    double low = blocks.front()(0, j);
+    for (const Matrix& block : blocks) low = std::min(low, block.col(j).minCoeff());
+    for (Index y = 0; y < height; ++y)
+      for (Index p = 0; p < parts; ++p)
+        for (Index x = 0; x < width + (p + 1 < parts ? 1 : 0); ++x)
+          tiles(y * tile_width + p * (width + 1) + x, j) =
+              x < width ? blocks[size_t(p)](y * width + x, j) : low;
+  }
+  return tiles;
+}
 
 int run_montage(const Communicator& comm, const std::vector<std::string>& arguments) {
-  std::string dictionary_path, output;
+  std::string dictionary_path, output, codes_path;
+  std::vector<std::string> inputs;
+  Index modality = -1, samples = 10;
   MontageOptions options;
   comm.agree([&] {
     const auto integer = [](const std::string& key, const std::string& text) {
@@ -383,6 +427,14 @@ int run_montage(const Communicator& comm, const std::vector<std::string>& argume
         options.columns = integer("columns", value);
       } else if (key == "--padding") {
         options.padding = integer("padding", value);
+      } else if (key == "--modality") {
+        modality = integer("modality", value);
+      } else if (key == "--codes") {
+        codes_path = value;
+      } else if (key == "--input") {
+        inputs.push_back(value);
+      } else if (key == "--samples") {
+        samples = integer("samples", value);
       } else if (key == "--shape") {
         const size_t x = value.find('x');
         if (x == std::string::npos)
@@ -396,15 +448,150 @@ int run_montage(const Communicator& comm, const std::vector<std::string>& argume
     if (dictionary_path.empty()) throw Error("montage needs --dictionary FILE[:/DATASET]");
     if (output.empty()) throw Error("montage needs --output PICTURE.png");
     if (options.height < 1 || options.width < 1) throw Error("montage needs --shape HxW");
+    if (codes_path.empty() && !inputs.empty()) throw Error("montage: --input needs --codes");
+    if (!codes_path.empty() && samples < 1) throw Error("montage: --samples must be >= 1");
   });
   DatasetReader dictionary_file(comm, DatasetLocation::parse(dictionary_path, "/dictionary"));
-  const Matrix atoms = dictionary_file.read_all();  // d x K
+  LinkedDictionary dictionary;
+  comm.agree([&] { dictionary = read_linked_dictionary(dictionary_file); });
+  const Index pixels = options.height * options.width;
+  // The modalities drawn: the one asked for, else every data modality of H x W pixels.
+  std::vector<Index> drawn;
   comm.agree([&] {
-    if (comm.is_root()) write_montage_png(atoms, options, output);
+    if (modality >= Index(dictionary.modalities.size()))
+      throw Error(cat("modality ", modality, " does not exist: the dictionary has ",
+                      dictionary.modalities.size(), " (0..", dictionary.modalities.size() - 1,
+                      ")"));
+    if (modality >= 0) {
+      drawn.push_back(modality);
+    } else {
+      for (const Index i : dictionary.data_modalities())
+        if (dictionary.modalities[size_t(i)].dim == pixels) drawn.push_back(i);
+    }
+    if (drawn.empty() || dictionary.modalities[size_t(drawn[0])].dim != pixels) {
+      std::string dims;
+      for (const LinkedModalityInfo& m : dictionary.modalities)
+        dims += (dims.empty() ? "" : ", ") + std::to_string(m.dim);
+      throw Error(cat("montage: shape ", options.height, "x", options.width, " has ", pixels,
+                      " pixels; the atoms have ", dims, " values",
+                      dictionary.linked() ? " (one count per modality)" : ""));
+    }
+    if (!inputs.empty() && inputs.size() != dictionary.data_modalities().size())
+      throw Error(cat("montage: give one --input per data modality (",
+                      dictionary.data_modalities().size(), "), got ", inputs.size()));
+  });
+  Matrix tiles;
+  Index columns = options.columns;
+  if (codes_path.empty()) {
+    std::vector<Matrix> blocks;
+    for (const Index i : drawn) blocks.push_back(dictionary.block(i));
+    tiles = blocks.size() == 1 ? blocks[0] : side_by_side(blocks, options.height, options.width);
+  } else {
+    CsrReader codes(comm, DatasetLocation::parse(codes_path, "/codes"));
+    const Index n = std::min(samples, codes.rows());
+    comm.agree([&] {
+      if (codes.cols() != dictionary.phi.cols())
+        throw Error(cat("codes '", codes.location().describe(), "' have ", codes.cols(),
+                        " atoms; the dictionary has ", dictionary.phi.cols()));
+    });
+    const Matrix a = Matrix(codes.read_rows(0, n));  // K x n
+    // Rows of the picture: per drawn modality, its input (if given) and reconstruction.
+    std::vector<Matrix> rows;
+    for (const Index i : drawn) {
+      const std::vector<Index> data = dictionary.data_modalities();
+      const auto position = std::find(data.begin(), data.end(), i) - data.begin();
+      if (!inputs.empty()) {
+        DatasetReader reader(comm, DatasetLocation::parse(inputs[size_t(position)]));
+        comm.agree([&] {
+          if (reader.cols() != pixels || reader.rows() < n)
+            throw Error(cat("--input '", inputs[size_t(position)], "' is ", reader.rows(), " x ",
+                            reader.cols(), "; expected at least ", n, " samples of ", pixels,
+                            " pixels"));
+        });
+        Matrix x(pixels, n);
+        reader.read_rows(0, n, x.data());
+        rows.push_back(x);
+      }
+      rows.push_back(dictionary.block(i) * a);
+    }
+    tiles.resize(pixels, n * Index(rows.size()));
+    for (size_t r = 0; r < rows.size(); ++r) tiles.middleCols(Index(r) * n, n) = rows[r];
+    columns = n;
+    options.width = pixels / options.height;
+  }
+  MontageOptions drawing = options;
+  drawing.columns = columns;
+  if (codes_path.empty() && drawn.size() > 1)
+    drawing.width = Index(drawn.size()) * options.width + Index(drawn.size()) - 1;
+  comm.agree([&] {
+    if (comm.is_root()) write_montage_png(tiles, drawing, output);
   });
   if (comm.is_root())
-    std::printf("wrote %s: %lld atoms as %lldx%lld tiles\n", output.c_str(),
-                (long long)atoms.cols(), (long long)options.height, (long long)options.width);
+    std::printf("wrote %s: %lld tiles of %lldx%lld pixels\n", output.c_str(),
+                (long long)tiles.cols(), (long long)drawing.height, (long long)drawing.width);
+  return 0;
+}
+
+constexpr const char* kReconstructHelp =
+    "usage: dictlearn reconstruct --dictionary FILE[:/DATASET] --codes FILE[:/codes]\n"
+    "                             --modality I --output RESULT.h5\n"
+    "\n"
+    "Rebuilds modality I of every sample from its sparse code, x_I = Phi_I a, and writes\n"
+    "them as /X (N x d_I, one sample per row). With codes encoded from other modalities\n"
+    "(dictlearn encode --modalities 0) this is the cross-modal reconstruction.\n"
+    "  --dictionary  the output of dictlearn train (a linked dictionary, or a plain one\n"
+    "                with --modality 0)\n"
+    "  --codes       codes written by dictlearn encode (CSR group, default /codes)\n"
+    "  --modality    which modality to rebuild (0-based, order of the training inputs)\n"
+    "  --output      the HDF5 file to write (temporary file, renamed when complete)\n";
+
+int run_reconstruct(const Communicator& comm, const std::vector<std::string>& arguments) {
+  std::string dictionary_path, codes_path, output;
+  Index modality = -1;
+  comm.agree([&] {
+    for (size_t i = 0; i < arguments.size(); i += 2) {
+      const std::string& key = arguments[i];
+      if (i + 1 >= arguments.size()) throw Error(cat(key, ": missing value"));
+      const std::string& value = arguments[i + 1];
+      if (key == "--dictionary") {
+        dictionary_path = value;
+      } else if (key == "--codes") {
+        codes_path = value;
+      } else if (key == "--output") {
+        output = value;
+      } else if (key == "--modality") {
+        char* end = nullptr;
+        const long long number = std::strtoll(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || number < 0)
+          throw Error(cat("--modality: expected a number >= 0, got '", value, "'"));
+        modality = Index(number);
+      } else {
+        throw Error(
+            cat("reconstruct: unknown option '", key, "' (see dictlearn reconstruct --help)"));
+      }
+    }
+    if (dictionary_path.empty()) throw Error("reconstruct needs --dictionary FILE[:/DATASET]");
+    if (codes_path.empty()) throw Error("reconstruct needs --codes FILE[:/codes]");
+    if (output.empty()) throw Error("reconstruct needs --output FILE");
+    if (modality < 0) throw Error("reconstruct needs --modality I");
+    if (DatasetLocation::parse(dictionary_path, "/dictionary").file == output ||
+        DatasetLocation::parse(codes_path, "/codes").file == output)
+      throw Error(cat("output '", output, "' is an input file; choose another path"));
+  });
+  DatasetReader dictionary_file(comm, DatasetLocation::parse(dictionary_path, "/dictionary"));
+  LinkedDictionary dictionary;
+  comm.agree([&] { dictionary = read_linked_dictionary(dictionary_file); });
+  CsrReader codes(comm, DatasetLocation::parse(codes_path, "/codes"));
+  const Matrix rows = reconstruct_rows(comm, dictionary, modality, codes);
+  write_reconstruction(comm, output, rows, codes.rows(),
+                       {{"dictionary", dictionary_path},
+                        {"codes", codes_path},
+                        {"modality", std::to_string(modality)},
+                        {"modality_name", dictionary.modalities[size_t(modality)].name}});
+  if (comm.is_root())
+    std::printf("reconstructed modality %lld (%s, d = %lld) of %lld samples\nwrote %s\n",
+                (long long)modality, dictionary.modalities[size_t(modality)].name.c_str(),
+                (long long)rows.rows(), (long long)codes.rows(), output.c_str());
   return 0;
 }
 
@@ -414,21 +601,73 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
     config = parse_arguments(Command::encode, arguments);
     validate(config.train.coder);
     if (config.dictionary.empty()) throw Error("encode needs --dictionary FILE[:/DATASET]");
-    if (config.input.empty()) throw Error("encode needs --input FILE[:/DATASET]");
+    if (config.inputs.empty()) throw Error("encode needs --input FILE[:/DATASET]");
     if (config.output.empty() || config.given.count("output") == 0)
       throw Error("encode needs --output FILE");
     const std::string output = config.output;
-    if (DatasetLocation::parse(config.input).file == output ||
-        DatasetLocation::parse(config.dictionary, "/dictionary").file == output)
-      throw Error(cat("output '", output, "' is an input file; choose another path"));
+    for (const std::string& spec : config.inputs)
+      if (DatasetLocation::parse(spec).file == output)
+        throw Error(cat("output '", output, "' is an input file; choose another path"));
+    if (DatasetLocation::parse(config.dictionary, "/dictionary").file == output)
+      throw Error(cat("output '", output, "' is the dictionary file; choose another path"));
     if (!(config.read_chunk_mib > 0.0)) throw Error("read-chunk must be > 0 (MiB)");
   });
   DatasetReader dictionary_file(comm, DatasetLocation::parse(config.dictionary, "/dictionary"));
-  const Matrix dictionary = dictionary_file.read_all();  // d x K
+  LinkedDictionary linked;
+  comm.agree([&] { linked = read_linked_dictionary(dictionary_file); });
   if (config.given.count("normalize") == 0)
     config.train.normalize =
         parse_normalization(dictionary_file.root_attribute("normalize", "none"));
-  Hdf5SampleSource source(comm, DatasetLocation::parse(config.input));
+  // A linked dictionary codes from the modalities given (all its data modalities by
+  // default), each weighted as in training; the codes then serve every modality.
+  std::vector<Index> selected = config.modalities;
+  Matrix dictionary;
+  comm.agree([&] {
+    if (!linked.linked() && (config.inputs.size() > 1 || !selected.empty()))
+      throw Error(cat("dictionary '", dictionary_file.location().describe(),
+                      "' has one modality: give one --input and no --modalities"));
+    if (selected.empty()) selected = linked.data_modalities();
+    if (linked.linked() && selected.size() != config.inputs.size())
+      throw Error(cat("--modalities selects ", selected.size(), " modalities of '",
+                      dictionary_file.location().describe(), "' but ", config.inputs.size(),
+                      " inputs are given (one --input per selected modality, in order)"));
+    dictionary = linked.linked() ? linked.weighted_stack(selected) : linked.phi;
+  });
+  const Normalization normalization = config.train.normalize;  // recorded in the output
+  std::unique_ptr<SampleSource> owned_source;
+  if (linked.linked()) {
+    std::vector<Modality> modalities;
+    for (size_t i = 0; i < selected.size(); ++i) {
+      const LinkedModalityInfo& info = linked.modalities[size_t(selected[i])];
+      Modality modality;
+      modality.name = config.inputs[i];
+      modality.weight = info.weight;
+      if (info.driver) {
+        modality.driver = true;
+        modality.source = std::make_unique<ClassDriverSource>(
+            comm, DatasetLocation::parse(config.inputs[i], "/y"), dictionary.cols());
+      } else {
+        modality.source =
+            std::make_unique<Hdf5SampleSource>(comm, DatasetLocation::parse(config.inputs[i]));
+      }
+      comm.agree([&] {
+        if (modality.source->dim() != info.dim)
+          throw Error(cat("input '", config.inputs[i], "' has ", modality.source->dim(),
+                          " features; modality ", selected[i], " of the dictionary has ",
+                          info.dim));
+      });
+      modalities.push_back(std::move(modality));
+    }
+    comm.agree([&] {
+      owned_source =
+          std::make_unique<LinkedSampleSource>(std::move(modalities), config.train.normalize);
+    });
+    config.train.normalize = Normalization::none;  // done per modality by the source
+  } else {
+    owned_source =
+        std::make_unique<Hdf5SampleSource>(comm, DatasetLocation::parse(config.inputs[0]));
+  }
+  SampleSource& source = *owned_source;
   EncodeOptions options;
   options.coder = config.train.coder;
   options.normalize = config.train.normalize;
@@ -444,7 +683,7 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
   comm.allreduce_sum(sums, 2);
   const double seconds = MPI_Wtime() - start;
   auto attributes = config_values(config, Command::encode);
-  attributes.emplace_back("normalize", to_string(options.normalize));
+  attributes.emplace_back("normalize", to_string(normalization));
   write_codes(comm, config.output, codes, source.samples(), config.dense, attributes);
   if (comm.is_root()) {
     const double N = double(source.samples());
@@ -513,6 +752,18 @@ int main(int argc, char** argv) {
         if (rank == 0) print_encode_help();
       } else {
         status = run_encode(comm, rest);
+      }
+    } else if (command == "classify") {
+      if (wants_help) {
+        if (rank == 0) std::printf("%s", cli::kClassifyHelp);
+      } else {
+        status = cli::run_classify(comm, rest);
+      }
+    } else if (command == "reconstruct") {
+      if (wants_help) {
+        if (rank == 0) std::printf("%s", kReconstructHelp);
+      } else {
+        status = run_reconstruct(comm, rest);
       }
     } else if (command == "montage") {
       if (wants_help) {

@@ -40,12 +40,13 @@ DatasetReader::DatasetReader(const Communicator& comm, const DatasetLocation& lo
     if (!dataset_) throw Error(cat("'", where, "' is not a dataset"));
     h5::Handle type = h5::datatype(h5::check(H5Dget_type(dataset_.get()), "H5Dget_type"));
     if (H5Tget_class(type.get()) != H5T_FLOAT)
-      throw Error(cat("dataset '", where, "' must hold floating-point values (float32 or float64)"));
+      throw Error(
+          cat("dataset '", where, "' must hold floating-point values (float32 or float64)"));
     file_space_ = h5::dataspace(h5::check(H5Dget_space(dataset_.get()), "H5Dget_space"));
     const int rank = H5Sget_simple_extent_ndims(file_space_.get());
     if (rank != 2)
-      throw Error(cat("dataset '", where, "' has ", rank,
-                      " dimensions; expected 2 (samples x features)"));
+      throw Error(
+          cat("dataset '", where, "' has ", rank, " dimensions; expected 2 (samples x features)"));
     hsize_t dims[2] = {0, 0};
     H5Sget_simple_extent_dims(file_space_.get(), dims, nullptr);
     rows_ = Index(dims[0]);
@@ -66,24 +67,27 @@ void DatasetReader::read_rows(Index begin, Index count, double* out) {
     H5Sselect_none(file_space_.get());
     H5Sselect_none(memory.get());
   } else {
-    h5::check_status(H5Sselect_hyperslab(file_space_.get(), H5S_SELECT_SET, start, nullptr,
-                                         extent, nullptr),
-                     "H5Sselect_hyperslab");
+    h5::check_status(
+        H5Sselect_hyperslab(file_space_.get(), H5S_SELECT_SET, start, nullptr, extent, nullptr),
+        "H5Sselect_hyperslab");
   }
-  h5::check_status(H5Dread(dataset_.get(), H5T_NATIVE_DOUBLE, memory.get(), file_space_.get(),
-                           transfer_.get(), out),
-                   cat("reading rows ", begin, "..", begin + count, " of '",
-                       location_.describe(), "' failed"));
+  h5::check_status(
+      H5Dread(dataset_.get(), H5T_NATIVE_DOUBLE, memory.get(), file_space_.get(), transfer_.get(),
+              out),
+      cat("reading rows ", begin, "..", begin + count, " of '", location_.describe(), "' failed"));
 }
 
 std::string DatasetReader::root_attribute(const std::string& name,
-                                         const std::string& fallback) const {
+                                          const std::string& fallback) const {
   if (H5Aexists_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT) <= 0) return fallback;
-  h5::Handle attr = h5::attribute(H5Aopen_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  h5::Handle attr =
+      h5::attribute(H5Aopen_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
   if (!attr) return fallback;
   h5::Handle type = h5::datatype(H5Aget_type(attr.get()));
   if (H5Tget_class(type.get()) != H5T_STRING) return fallback;
   h5::Handle memory = h5::datatype(H5Tcopy(H5T_C_S1));
+  // Same character set as stored: HDF5 has no conversion between ASCII and UTF-8.
+  H5Tset_cset(memory.get(), H5Tget_cset(type.get()));
   if (H5Tis_variable_str(type.get()) > 0) {
     H5Tset_size(memory.get(), H5T_VARIABLE);
     char* text = nullptr;
@@ -97,6 +101,22 @@ std::string DatasetReader::root_attribute(const std::string& name,
   H5Tset_size(memory.get(), size);
   if (H5Aread(attr.get(), memory.get(), value.data()) < 0) return fallback;
   return value.substr(0, value.find('\0'));
+}
+
+std::vector<double> DatasetReader::root_attribute_numbers(const std::string& name) const {
+  if (H5Aexists_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT) <= 0) return {};
+  h5::Handle attr =
+      h5::attribute(H5Aopen_by_name(file_.get(), "/", name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!attr) return {};
+  h5::Handle type = h5::datatype(H5Aget_type(attr.get()));
+  const H5T_class_t kind = H5Tget_class(type.get());
+  if (kind != H5T_INTEGER && kind != H5T_FLOAT) return {};
+  h5::Handle space = h5::dataspace(H5Aget_space(attr.get()));
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  if (count < 0) return {};
+  std::vector<double> values(static_cast<size_t>(count));
+  if (H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data()) < 0) return {};
+  return values;
 }
 
 Matrix DatasetReader::read_all() {

@@ -17,14 +17,14 @@ h5::Handle open_object(hid_t file, const std::string& object) {
                     H5Oclose);
 }
 
-void write_attribute(hid_t file, const std::string& object, const std::string& key,
-                     hid_t type, const void* value) {
+void write_attribute(hid_t file, const std::string& object, const std::string& key, hid_t type,
+                     const void* value) {
   h5::Handle target = open_object(file, object);
   if (H5Aexists(target.get(), key.c_str()) > 0) H5Adelete(target.get(), key.c_str());
   h5::Handle space = h5::dataspace(h5::check(H5Screate(H5S_SCALAR), "H5Screate"));
-  h5::Handle attr = h5::attribute(h5::check(
-      H5Acreate2(target.get(), key.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-      cat("cannot create attribute '", key, "'")));
+  h5::Handle attr = h5::attribute(
+      h5::check(H5Acreate2(target.get(), key.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                cat("cannot create attribute '", key, "'")));
   h5::check_status(H5Awrite(attr.get(), type, value), cat("cannot write attribute '", key, "'"));
 }
 
@@ -67,10 +67,10 @@ OutputWriter::~OutputWriter() {
 void OutputWriter::write_columns_as_rows(const std::string& name, const Matrix& columns) {
   const hsize_t dims[2] = {hsize_t(columns.cols()), hsize_t(columns.rows())};
   h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(2, dims, nullptr), "H5Screate"));
-  h5::Handle set = h5::dataset(h5::check(
-      H5Dcreate2(file_.get(), name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT,
-                 H5P_DEFAULT, H5P_DEFAULT),
-      cat("cannot create dataset '", name, "' in '", temporary_path_, "'")));
+  h5::Handle set =
+      h5::dataset(h5::check(H5Dcreate2(file_.get(), name.c_str(), H5T_IEEE_F64LE, space.get(),
+                                       H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            cat("cannot create dataset '", name, "' in '", temporary_path_, "'")));
   h5::check_status(
       H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, columns.data()),
       cat("cannot write dataset '", name, "' in '", temporary_path_, "'"));
@@ -86,16 +86,17 @@ void OutputWriter::write_table(const std::string& name, const std::vector<std::s
     DICTLEARN_ASSERT(columns[c].size() == rows);
     for (size_t r = 0; r < rows; ++r) packed[r * width + c] = columns[c][r];
   }
-  h5::Handle type = h5::datatype(h5::check(H5Tcreate(H5T_COMPOUND, width * sizeof(double)), "H5Tcreate"));
+  h5::Handle type =
+      h5::datatype(h5::check(H5Tcreate(H5T_COMPOUND, width * sizeof(double)), "H5Tcreate"));
   for (size_t c = 0; c < width; ++c)
     h5::check_status(H5Tinsert(type.get(), names[c].c_str(), c * sizeof(double), H5T_NATIVE_DOUBLE),
                      "H5Tinsert");
   const hsize_t dims[1] = {hsize_t(rows)};
   h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(1, dims, nullptr), "H5Screate"));
-  h5::Handle set = h5::dataset(h5::check(
-      H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                 H5P_DEFAULT),
-      cat("cannot create dataset '", name, "'")));
+  h5::Handle set =
+      h5::dataset(h5::check(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(),
+                                       H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            cat("cannot create dataset '", name, "'")));
   if (rows > 0)
     h5::check_status(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed.data()),
                      cat("cannot write dataset '", name, "'"));
@@ -126,10 +127,23 @@ void OutputWriter::set_attribute(const std::string& object, const std::string& k
   if (H5Aexists(target.get(), key.c_str()) > 0) H5Adelete(target.get(), key.c_str());
   const hsize_t dims[1] = {hsize_t(values.size())};
   h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(1, dims, nullptr), "H5Screate"));
-  h5::Handle attr = h5::attribute(h5::check(H5Acreate2(target.get(), key.c_str(), H5T_STD_I64LE,
-                                                       space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                                            cat("cannot create attribute '", key, "'")));
+  h5::Handle attr = h5::attribute(h5::check(
+      H5Acreate2(target.get(), key.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      cat("cannot create attribute '", key, "'")));
   h5::check_status(H5Awrite(attr.get(), H5T_NATIVE_LLONG, values.data()),
+                   cat("cannot write attribute '", key, "'"));
+}
+
+void OutputWriter::set_attribute(const std::string& object, const std::string& key,
+                                 const std::vector<double>& values) {
+  h5::Handle target = open_object(file_.get(), object);
+  if (H5Aexists(target.get(), key.c_str()) > 0) H5Adelete(target.get(), key.c_str());
+  const hsize_t dims[1] = {hsize_t(values.size())};
+  h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(1, dims, nullptr), "H5Screate"));
+  h5::Handle attr = h5::attribute(h5::check(
+      H5Acreate2(target.get(), key.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      cat("cannot create attribute '", key, "'")));
+  h5::check_status(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, values.data()),
                    cat("cannot write attribute '", key, "'"));
 }
 

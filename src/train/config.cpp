@@ -72,6 +72,27 @@ std::string format_number(double value) {
   return std::to_string(value);
 }
 
+// "a, b,c" -> {"a", "b", "c"}; empty text -> {}.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    const size_t first = item.find_first_not_of(" \t"), last = item.find_last_not_of(" \t");
+    item = first == std::string::npos ? "" : item.substr(first, last - first + 1);
+    if (!item.empty()) items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
+  return text;
+}
+
 struct KeyHandler {
   ConfigKey key;
   std::function<void(RunConfig&, const std::string&, const std::string&)> set;
@@ -140,10 +161,52 @@ KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show
 
 const std::vector<KeyHandler>& handlers() {
   static const std::vector<KeyHandler> all = {
-      text_key("input",
-               "training data FILE[:/DATASET] (N x d, default dataset /X); "
-               "empty: the embedded synthetic dataset",
-               &RunConfig::input),
+      {{"input",
+        "data FILE[:/DATASET] (N x d, default dataset /X); several (comma-separated or "
+        "--input repeated): row-aligned modalities of a linked dictionary; "
+        "empty: the embedded synthetic dataset"},
+       [](RunConfig& c, const std::string& v, const std::string&) { c.inputs = split_list(v); },
+       [](const RunConfig& c) { return join_list(c.inputs); }},
+      {{"modality-weights",
+        "weights w_i of the modalities in 0.5 sum_i w_i ||x_i - D_i a||^2, comma-separated, "
+        "one per input (empty: all 1)"},
+       [](RunConfig& c, const std::string& v, const std::string& origin) {
+         c.modality_weights.clear();
+         for (const std::string& item : split_list(v)) {
+           const double w = parse_number(item, origin);
+           if (!(w > 0.0) || !std::isfinite(w))
+             throw Error(cat(origin, ": weights must be > 0, got '", item, "'"));
+           c.modality_weights.push_back(w);
+         }
+       },
+       [](const RunConfig& c) {
+         std::vector<std::string> items;
+         for (const double w : c.modality_weights) items.push_back(format_number(w));
+         return join_list(items);
+       }},
+      text_key("drivers",
+               "labels FILE[:/DATASET] (integers 0..C-1, default /y) of an ordinal-linked "
+               "driver modality: class c drives atoms [c K/C, (c+1) K/C) during training",
+               &RunConfig::drivers),
+      flag_key("drivers-learned", "learn the driver modality's dictionary (default: identity)",
+               [](RunConfig& c) -> bool& { return c.drivers_learned; }),
+      number_key("driver-weight",
+                 "weight w of the driver modality: each driven atom receives a current w "
+                 "(compare with lambda; about lambda/2 biases codes towards the class)",
+                 [](RunConfig& c) -> double& { return c.driver_weight; }),
+      {{"modalities",
+        "encode: which modalities of a linked dictionary the inputs are, e.g. 0 or 0,1 "
+        "(default: all its data modalities); train (YAML only): a list of {input, weight}"},
+       [](RunConfig& c, const std::string& v, const std::string& origin) {
+         c.modalities.clear();
+         for (const std::string& item : split_list(v))
+           c.modalities.push_back(parse_integer<Index>(item, origin));
+       },
+       [](const RunConfig& c) {
+         std::vector<std::string> items;
+         for (const Index m : c.modalities) items.push_back(std::to_string(m));
+         return join_list(items);
+       }},
       text_key("output",
                "result file (HDF5: /dictionary K x d, /history, parameters as attributes)",
                &RunConfig::output),
@@ -316,11 +379,11 @@ const std::vector<KeyHandler>& handlers() {
 
 // Keys of `encode`; everything else except these encode-only ones belongs to `train`.
 const std::set<std::string> kEncodeKeys = {
-    "input",          "output",          "dictionary", "dense",       "coder",
-    "lambda",         "positive-codes",  "nonzeros",   "tolerance",   "coder-tol",
-    "coder-max-iter", "elastic-penalty", "loss",       "huber-delta", "loss-power",
-    "lca-threshold",  "lca-tau",         "lca-dt",     "lca-steps",   "lca-tol",
-    "normalize",      "threads",         "read-chunk", "precision"};
+    "input",      "output",         "dictionary",      "dense",      "coder",
+    "modalities", "lambda",         "positive-codes",  "nonzeros",   "tolerance",
+    "coder-tol",  "coder-max-iter", "elastic-penalty", "loss",       "huber-delta",
+    "loss-power", "lca-threshold",  "lca-tau",         "lca-dt",     "lca-steps",
+    "lca-tol",    "normalize",      "threads",         "read-chunk", "precision"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {
@@ -377,6 +440,39 @@ void check_applies(const std::string& key, Command command, const std::string& o
 }
 }  // namespace
 
+// modalities:
+//   - {input: mnist.h5:/X, weight: 1}
+//   - input: printed.h5:/X
+//     weight: 0.5
+static void apply_yaml_modalities(RunConfig& config, const YAML::Node& list,
+                                  const std::string& origin) {
+  config.inputs.clear();
+  config.modality_weights.clear();
+  for (const auto& item : list) {
+    const std::string where = cat(origin, " (line ", item.Mark().line + 1, ")");
+    if (!item.IsMap()) throw Error(cat(where, ": each modality is a mapping {input, weight}"));
+    std::string input;
+    double weight = 1.0;
+    for (const auto& field : item) {
+      const std::string name = field.first.Scalar();
+      if (!field.second.IsScalar()) throw Error(cat(where, ": ", name, ": expected a value"));
+      if (name == "input")
+        input = field.second.Scalar();
+      else if (name == "weight")
+        weight = parse_number(field.second.Scalar(), cat(where, ": weight"));
+      else
+        throw Error(cat(where, ": unknown field '", name, "' (expected input, weight)"));
+    }
+    if (input.empty()) throw Error(cat(where, ": a modality needs an input"));
+    if (!(weight > 0.0) || !std::isfinite(weight)) throw Error(cat(where, ": weight must be > 0"));
+    config.inputs.push_back(input);
+    config.modality_weights.push_back(weight);
+  }
+  if (config.inputs.empty()) throw Error(cat(origin, ": the list is empty"));
+  config.given.insert("input");
+  config.given.insert("modality-weights");
+}
+
 static void apply_yaml(RunConfig& config, const std::string& path, Command command) {
   if (!std::filesystem::is_regular_file(path))
     throw Error(cat("config file '", path, "' does not exist or is not a file"));
@@ -395,6 +491,11 @@ static void apply_yaml(RunConfig& config, const std::string& path, Command comma
     const std::string key = entry.first.Scalar();
     const std::string origin = cat(line, ": ", key);
     if (!seen.insert(key).second) throw Error(cat(origin, ": key given twice"));
+    if (key == "modalities" && entry.second.IsSequence()) {
+      check_applies("input", command, origin);
+      apply_yaml_modalities(config, entry.second, origin);
+      continue;
+    }
     if (!entry.second.IsScalar() && !entry.second.IsNull())
       throw Error(cat(origin, ": expected a single value"));
     check_applies(key, command, origin);
@@ -411,6 +512,7 @@ RunConfig parse_arguments(Command command, const std::vector<std::string>& argum
   size_t i = 0;
   if (!arguments.empty() && arguments[0].rfind("--", 0) != 0)
     apply_yaml(config, arguments[i++], command);
+  std::set<std::string> given_here;  // keys seen on the command line
   for (; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
     if (argument.rfind("--", 0) != 0)
@@ -436,9 +538,18 @@ RunConfig parse_arguments(Command command, const std::vector<std::string>& argum
             cat("--", key, ": missing value (use --", key, "=VALUE for a value starting with --)"));
       }
     }
-    handler.set(config, value, "--" + key);
+    if (key == "input" && given_here.count(key)) {  // --input repeated: one more modality
+      for (const std::string& item : split_list(value)) config.inputs.push_back(item);
+    } else {
+      handler.set(config, value, "--" + key);
+    }
+    given_here.insert(key);
     config.given.insert(key);
   }
+  // Inputs replaced on the command line make the file's weights meaningless.
+  if (given_here.count("input") && !given_here.count("modality-weights") &&
+      config.modality_weights.size() != config.inputs.size())
+    config.modality_weights.clear();
   return config;
 }
 

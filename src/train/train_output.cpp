@@ -3,13 +3,40 @@
 #include <cstdlib>
 
 #include "dictlearn/io/output_writer.hpp"
+#include "dictlearn/train/training_input.hpp"
 
 namespace dictlearn {
 
 void write_train_output(const std::string& path, const RunConfig& config, const TrainResult& result,
                         const TrainSummary& summary) {
   OutputWriter writer(path);
-  writer.write_columns_as_rows("/dictionary", result.dictionary);
+  const bool linked = summary.modalities != nullptr && !summary.modalities->plain();
+  if (linked) {
+    const Matrix phi = unweighted_dictionary(*summary.modalities, result.dictionary);
+    writer.write_columns_as_rows("/dictionary", phi);
+    std::string names;
+    std::vector<long long> dims, offsets, fixed, drivers;
+    std::vector<double> weights;
+    const auto& blocks = summary.modalities->blocks();
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      writer.write_columns_as_rows(cat("/modality_", i),
+                                   phi.middleRows(blocks[i].begin, blocks[i].size));
+      names += (i ? "\n" : "") + blocks[i].name;
+      dims.push_back(blocks[i].size);
+      offsets.push_back(blocks[i].begin);
+      fixed.push_back(blocks[i].fixed ? 1 : 0);
+      drivers.push_back(blocks[i].driver ? 1 : 0);
+      weights.push_back(blocks[i].radius * blocks[i].radius);
+    }
+    writer.set_attribute("/", "modality_names", names);
+    writer.set_attribute("/", "modality_dims", dims);
+    writer.set_attribute("/", "modality_offsets", offsets);
+    writer.set_attribute("/", "modality_fixed", fixed);
+    writer.set_attribute("/", "modality_drivers", drivers);
+    writer.set_attribute("/", "modality_weights", weights);
+  } else {
+    writer.write_columns_as_rows("/dictionary", result.dictionary);
+  }
   std::vector<std::vector<double>> columns(7);
   for (const EpochRecord& r : result.history) {
     columns[0].push_back(double(r.epoch));
@@ -31,7 +58,9 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
   writer.set_attribute("/", "ranks", (long long)summary.ranks);
   writer.set_attribute("/", "samples", (long long)summary.samples);
   writer.set_attribute("/", "features", (long long)summary.dim);
-  writer.set_attribute("/", "layout", std::string("dictionary rows are atoms (K x d), as scikit-learn's components_"));
+  writer.set_attribute(
+      "/", "layout",
+      std::string("dictionary rows are atoms (K x d), as scikit-learn's components_"));
   if (summary.recovered_fraction >= 0.0)
     writer.set_attribute("/", "recovered_fraction", summary.recovered_fraction);
   writer.commit();

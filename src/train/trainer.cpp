@@ -97,6 +97,12 @@ void make_nonnegative(Matrix& atoms) {
   }
 }
 
+// Atoms made from samples or read from a file are unit columns; linked dictionaries need
+// each modality's rows at that modality's radius (and fixed rows at their values).
+void apply_constraint(const AtomConstraint& constraint, Matrix& atoms) {
+  if (!constraint.plain()) constraint.normalize_all(atoms);
+}
+
 // Rank 0's clock, so that every rank records (and checkpoints) the same timings.
 double agreed_seconds(const Communicator& comm, double seconds) {
   comm.broadcast(&seconds, 1, 0);
@@ -135,6 +141,9 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     if (std::min(options.virtual_shards, N) < comm.size())
       throw Error(cat("virtual-shards (", options.virtual_shards,
                       ") must be >= the number of ranks (", comm.size(), ")"));
+    if (!options.constraint.plain() && options.constraint.rows() != d)
+      throw Error(cat("the modalities' dimensions add up to ", options.constraint.rows(),
+                      ", but the stacked input '", source.describe(), "' has d = ", d));
     if (resume_from != nullptr &&
         (resume_from->dictionary.rows() != d || resume_from->dictionary.cols() != K))
       throw Error(cat("the checkpoint's dictionary is ", resume_from->dictionary.cols(), " x ",
@@ -164,6 +173,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
           initialize_from_samples(comm, source, schedule, K, options.normalize, options.seed);
     }
     if (options.positive_dict) make_nonnegative(state.dictionary);
+    apply_constraint(options.constraint, state.dictionary);
     state.a = Matrix::Zero(K, K);
     state.b = Matrix::Zero(d, K);
     state.usage = Vector::Zero(K);
@@ -205,6 +215,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     for (Index i = 0; i < fresh.cols(); ++i) {
       const Index k = atoms[size_t(i)];
       dictionary.col(k) = fresh.col(i);
+      if (!options.constraint.plain()) options.constraint.normalize(k, dictionary.col(k).data(), d);
       a.row(k).setZero();
       a.col(k).setZero();
       b.col(k).setZero();
@@ -219,6 +230,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   HebbianUpdateOptions hebbian = options.hebbian;
   online.positive = mod.positive = hebbian.positive = online.positive || options.positive_dict;
   online.threads = threads;
+  online.constraint = mod.constraint = hebbian.constraint = &options.constraint;
   const bool distributed_mod =
       options.update == UpdateKind::mod &&
       (options.mod_solver == ModSolver::scalapack ||

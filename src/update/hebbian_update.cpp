@@ -20,6 +20,10 @@ void hebbian_dictionary_update(const Matrix& a, const Matrix& b, Matrix& diction
   for (Index k = 0; k < K; ++k) {
     auto atom = dictionary.col(k);
     if (options.positive) atom = atom.cwiseMax(0.0);
+    if (options.constraint != nullptr && !options.constraint->plain()) {
+      options.constraint->normalize(k, atom.data(), d);
+      continue;
+    }
     const double norm = atom.norm();
     if (norm > 0.0) atom /= norm;
   }

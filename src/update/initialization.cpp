@@ -34,8 +34,8 @@ Matrix initialize_from_samples(const Communicator& comm, SampleSource& source,
   Index most = 0;
   for (int r = 0; r < comm.size(); ++r) {
     const auto [lo, hi] = owner_range(r);
-    most = std::max<Index>(most, std::count_if(rows.begin(), rows.end(),
-                                               [&](Index i) { return i >= lo && i < hi; }));
+    most = std::max<Index>(
+        most, std::count_if(rows.begin(), rows.end(), [&](Index i) { return i >= lo && i < hi; }));
   }
   const auto [lo, hi] = owner_range(comm.rank());
   Matrix dictionary = Matrix::Zero(d, atoms);

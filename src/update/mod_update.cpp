@@ -30,6 +30,10 @@ void mod_store_solution(const Matrix& solution, const std::vector<Index>& used, 
     auto atom = dictionary.col(used[size_t(j)]);
     atom = solution.row(j).transpose();
     if (options.positive) atom = atom.cwiseMax(0.0);
+    if (options.constraint != nullptr && !options.constraint->plain()) {
+      options.constraint->normalize(used[size_t(j)], atom.data(), atom.size());
+      continue;
+    }
     const double norm = atom.norm();
     if (norm > 1e-12)
       atom /= norm;

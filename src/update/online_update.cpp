@@ -50,8 +50,12 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
   const Index K = dictionary.cols(), d = dictionary.rows();
   DICTLEARN_ASSERT(a.rows() == K && a.cols() == K && b.rows() == d && b.cols() == K);
   const Index row_blocks = (d + kRowBlock - 1) / kRowBlock;
-  const int threads = int(
-      std::clamp<Index>(std::min<Index>(options.threads, d / kMinRowsPerThread), 1, row_blocks));
+  const bool linked = options.constraint != nullptr && !options.constraint->plain();
+  DICTLEARN_ASSERT(!linked || options.constraint->rows() == d);
+  const int threads =
+      linked ? 1
+             : int(std::clamp<Index>(std::min<Index>(options.threads, d / kMinRowsPerThread), 1,
+                                     row_blocks));
   std::vector<double> block_squares(size_t(2 * row_blocks));  // two buffers: atom k and k+1
   Matrix products(d, kAtomBlock);                             // D a_k of the current block
   Vector step(d);
@@ -98,8 +102,12 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
           }
           double norm_squared = 0.0;
           for (Index block = 0; block < row_blocks; ++block) norm_squared += squares[block];
-          // Projection onto the unit ball.
-          const double scale = norm_squared > 1.0 ? 1.0 / std::sqrt(norm_squared) : 1.0;
+          // Projection onto the unit ball (linked: onto each modality's ball, one thread).
+          double scale = norm_squared > 1.0 ? 1.0 / std::sqrt(norm_squared) : 1.0;
+          if (linked) {
+            options.constraint->project(k, step.data(), d);
+            scale = 1.0;
+          }
           double* atom = dictionary.data() + k * d;
           for (Index i = begin; i < end; ++i) {
             const double updated = step(i) * scale;

@@ -79,7 +79,7 @@ TEST_CASE("config: --key value and --key=value set the same fields", "[config]")
     CHECK(c->train.coder.lambda == 0.25);
     CHECK(c->train.coder.kind == dictlearn::CoderKind::omp);
     CHECK(c->train.coder.nonzeros == 3);
-    CHECK(c->input == "data.h5:/Y");
+    CHECK(c->inputs == std::vector<std::string>{"data.h5:/Y"});
     CHECK(c->train.seed == 42u);
     CHECK(c->train.normalize == dictlearn::Normalization::center_unit);
     CHECK(c->train.update == dictlearn::UpdateKind::mod);
@@ -124,7 +124,7 @@ TEST_CASE("config: boolean flags alone, with a value, and before another flag", 
   for (const auto& key : dictlearn::config_keys())
     CHECK(key.is_flag == (key.name == "positive-codes" || key.name == "replace-atoms" ||
                           key.name == "dense" || key.name == "positive-dict" ||
-                          key.name == "force"));
+                          key.name == "force" || key.name == "drivers-learned"));
 }
 
 TEST_CASE("config: the command line overrides the YAML file", "[config]") {
@@ -144,7 +144,7 @@ TEST_CASE("config: the command line overrides the YAML file", "[config]") {
   CHECK(file_only.train.coder.kind == dictlearn::CoderKind::omp);
   CHECK(file_only.train.coder.nonzeros == 4);
   CHECK(file_only.train.coder.positive);
-  CHECK(file_only.input == "data.h5:/X");
+  CHECK(file_only.inputs == std::vector<std::string>{"data.h5:/X"});
   CHECK(file_only.dictionary_init.empty());
   CHECK(file_only.synthetic.snr_db == 12.5);
   CHECK(file_only.train.batch_size == RunConfig().train.batch_size);  // untouched default
@@ -260,7 +260,12 @@ TEST_CASE("config: YAML syntax errors carry file:line, non-scalar values are rej
 
 TEST_CASE("config: config_values round-trips a non-default configuration exactly", "[config]") {
   RunConfig c;
-  c.input = "in put.h5:/group/X";
+  c.inputs = {"in put.h5:/group/X", "second.h5:/Y"};
+  c.modality_weights = {1.0 / 3.0, 2.0};
+  c.drivers = "labels.h5:/y";
+  c.drivers_learned = true;
+  c.driver_weight = 0.25;
+  c.modalities = {1, 0};
   c.output = "out.h5";
   c.dictionary_init = "init.h5:/D";
   c.read_chunk_mib = 0.3;
@@ -400,4 +405,27 @@ TEST_CASE("config: a non-scalar YAML key is an Error naming the file", "[config]
   } catch (const std::exception& error) {
     FAIL_CHECK("not a dictlearn::Error: " << error.what());
   }
+}
+
+TEST_CASE("config: repeated --input adds modalities; a YAML list sets inputs and weights",
+          "[config]") {
+  const RunConfig repeated = parse_train_arguments(
+      {"--input", "a.h5:/X", "--input", "b.h5:/X,c.h5", "--modality-weights", "1, 0.5,2"});
+  CHECK(repeated.inputs == std::vector<std::string>{"a.h5:/X", "b.h5:/X", "c.h5"});
+  CHECK(repeated.modality_weights == std::vector<double>{1.0, 0.5, 2.0});
+  CHECK(contains(error_of([] {
+                   parse_train_arguments({"--modality-weights", "1,-2"});
+                 }),
+                 "weights must be > 0"));
+  const TempYaml yaml(
+      "modalities:\n  - {input: a.h5:/X, weight: 2}\n  - input: b.h5:/Z\natoms: 8\n");
+  const RunConfig listed = parse_train_arguments({yaml.path()});
+  CHECK(listed.inputs == std::vector<std::string>{"a.h5:/X", "b.h5:/Z"});
+  CHECK(listed.modality_weights == std::vector<double>{2.0, 1.0});
+  // The command line replaces the file's list.
+  const RunConfig overridden = parse_train_arguments({yaml.path(), "--input", "c.h5"});
+  CHECK(overridden.inputs == std::vector<std::string>{"c.h5"});
+  CHECK(overridden.modality_weights.empty());
+  const TempYaml bad("modalities:\n  - {input: a.h5, colour: red}\n");
+  CHECK(contains(error_of([&] { parse_train_arguments({bad.path()}); }), "unknown field 'colour'"));
 }

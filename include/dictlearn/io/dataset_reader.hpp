@@ -4,6 +4,7 @@
 // ranks of the communicator make the same number of read calls (a rank with nothing to
 // read passes count = 0), as collective I/O requires.
 #include <string>
+#include <vector>
 
 #include "dictlearn/core/types.hpp"
 #include "dictlearn/io/hdf5_handle.hpp"
@@ -36,6 +37,8 @@ class DatasetReader {
 
   /// A string attribute of the file's root group, or `fallback` if there is none.
   std::string root_attribute(const std::string& name, const std::string& fallback) const;
+  /// A numeric attribute (scalar or 1-D) of the root group as doubles; empty if absent.
+  std::vector<double> root_attribute_numbers(const std::string& name) const;
 
   /// Reads the whole dataset on every rank (for small data such as a dictionary):
   /// a cols x rows column-major matrix.

@@ -35,6 +35,8 @@ class OutputWriter {
   void set_attribute(const std::string& object, const std::string& key, long long value);
   void set_attribute(const std::string& object, const std::string& key,
                      const std::vector<long long>& values);
+  void set_attribute(const std::string& object, const std::string& key,
+                     const std::vector<double>& values);
   /// Text values that parse as integers or numbers are stored as numbers (so h5py returns
   /// them ready to use), the others as strings.
   void set_attributes(const std::string& object,

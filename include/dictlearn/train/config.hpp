@@ -1,8 +1,8 @@
 #pragma once
 // One configuration schema for the `dictlearn` commands (train, encode), shared by YAML
-// files and command-line flags: a YAML key and a flag have the same name (`batch-size: 512` == `--batch-size 512`),
-// the command line overrides the file, and an unknown key or a bad value is an error
-// that names it. Algorithm code never sees text: this layer fills TrainOptions.
+// files and command-line flags: a YAML key and a flag have the same name (`batch-size: 512` ==
+// `--batch-size 512`), the command line overrides the file, and an unknown key or a bad value is an
+// error that names it. Algorithm code never sees text: this layer fills TrainOptions.
 #include <set>
 #include <string>
 #include <utility>
@@ -17,11 +17,20 @@ enum class Command { train, encode };
 
 struct RunConfig {
   RunConfig() { train.coder.lambda = 0.1; }  // suits the embedded synthetic data
-  TrainOptions train;                 ///< train; encode uses its coder and normalize
-  std::string dictionary;             ///< encode: FILE[:/DATASET] of the dictionary (K x d)
-  bool dense = false;                 ///< encode: also write /codes_dense (N x K)
-  std::set<std::string> given;        ///< keys set explicitly (file or command line)
-  std::string input;            ///< "FILE[:/DATASET]"; empty: the synthetic generator
+  TrainOptions train;                        ///< train; encode uses its coder and normalize
+  std::string dictionary;                    ///< encode: FILE[:/DATASET] of the dictionary (K x d)
+  bool dense = false;                        ///< encode: also write /codes_dense (N x K)
+  std::set<std::string> given;               ///< keys set explicitly (file or command line)
+  /// "FILE[:/DATASET]" per modality (several: a linked dictionary; empty: the synthetic
+  /// generator). Text form: comma-separated; a repeated --input appends.
+  std::vector<std::string> inputs;
+  std::vector<double> modality_weights;  ///< w_i per input (empty: all 1)
+  std::string drivers;           ///< train: labels FILE[:/DATASET] of the class-driver modality
+  bool drivers_learned = false;  ///< train: learn the drivers' dictionary (else identity)
+  double driver_weight = 0.05;   ///< train: w of the driver modality (the injected current)
+  /// encode: the dictionary's modalities that the inputs are, in order (empty: all data
+  /// modalities)
+  std::vector<Index> modalities;
   std::string output = "dictionary.h5";
   std::string dictionary_init;  ///< "FILE[:/DATASET]" (K x d), empty: seeded samples
   std::string code_init;        ///< "FILE[:/DATASET]" (N x K) warm start of the first epoch

@@ -22,6 +22,7 @@
 #include "dictlearn/data/preprocess.hpp"
 #include "dictlearn/data/sample_source.hpp"
 #include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/update/atom_constraint.hpp"
 #include "dictlearn/update/atom_replacement.hpp"
 #include "dictlearn/update/hebbian_update.hpp"
 #include "dictlearn/update/mod_update.hpp"
@@ -79,6 +80,9 @@ struct TrainOptions {
   HebbianUpdateOptions hebbian;
   ModSolver mod_solver = ModSolver::automatic;
   bool positive_dict = false;  ///< D >= 0 (projection after every update rule)
+  /// Linked dictionaries: the stacked modalities' row blocks, each with its own ball (and
+  /// fixed blocks); plain: the unit ball. See update/atom_constraint.hpp.
+  AtomConstraint constraint;
   ReplacementOptions replacement;
   CheckpointOptions checkpoint;
   /// Set asynchronously (e.g. by a signal handler) to ask for a checkpoint and a clean stop

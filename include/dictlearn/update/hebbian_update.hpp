@@ -11,6 +11,7 @@
 // that became zero is left for the atom replacement policy. The same allreduced statistics
 // as the other rules serve, so it distributes like them.
 #include "dictlearn/core/types.hpp"
+#include "dictlearn/update/atom_constraint.hpp"
 
 namespace dictlearn {
 
@@ -18,6 +19,9 @@ struct HebbianUpdateOptions {
   double rate = 1.0;      ///< eta_0 (the statistics are means: scale-free in the batch size)
   double decay = 0.0;     ///< eta_t = rate / (1 + decay t)
   bool positive = false;  ///< clip D at 0 before the normalisation
+  /// Linked dictionaries: each modality's rows of an atom are scaled to that modality's
+  /// radius, fixed rows kept (not owned; null or plain: unit columns).
+  const AtomConstraint* constraint = nullptr;
 };
 
 /// The learning rate of step t.

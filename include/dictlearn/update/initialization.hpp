@@ -20,6 +20,7 @@ Matrix initialize_from_samples(const Communicator& comm, SampleSource& source,
 
 /// Checks a user-given dictionary (d x K) and normalises its columns; throws Error naming
 /// `origin` on a shape mismatch, a non-finite value or a zero atom.
-void validate_initial_dictionary(Matrix& dictionary, Index dim, Index atoms, const std::string& origin);
+void validate_initial_dictionary(Matrix& dictionary, Index dim, Index atoms,
+                                 const std::string& origin);
 
 }  // namespace dictlearn

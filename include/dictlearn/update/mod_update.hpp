@@ -15,6 +15,7 @@
 
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/core/types.hpp"
+#include "dictlearn/update/atom_constraint.hpp"
 
 namespace dictlearn {
 
@@ -22,6 +23,9 @@ struct ModUpdateOptions {
   double ridge = 1e-7;           ///< relative Tikhonov term added to A's diagonal
   double min_curvature = 1e-10;  ///< relative A_kk below which an atom is left unchanged
   bool positive = false;         ///< clip negative entries after the solve (heuristic for D >= 0)
+  /// Linked dictionaries: each modality's rows of an atom are scaled to that modality's
+  /// radius, fixed rows kept (not owned; null or plain: unit columns).
+  const AtomConstraint* constraint = nullptr;
 };
 
 /// Replaces `dictionary` (d x K) with the renormalised MOD solution.

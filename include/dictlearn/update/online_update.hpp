@@ -9,6 +9,7 @@
 // A_kk <= min_curvature have no information yet and are left unchanged; the atom
 // replacement policy decides what to do with them.
 #include "dictlearn/core/types.hpp"
+#include "dictlearn/update/atom_constraint.hpp"
 
 namespace dictlearn {
 
@@ -19,6 +20,9 @@ struct OnlineUpdateOptions {
   /// OpenMP threads sharing the rows of D (used only when d is large enough to pay for a
   /// barrier per atom). The result is bitwise the same for any thread count.
   int threads = 1;
+  /// Linked dictionaries: one ball per modality's rows instead of the unit ball (not
+  /// owned; null or plain: the unit ball). Runs on one thread.
+  const AtomConstraint* constraint = nullptr;
 };
 
 /// Updates D (d x K) in place from A (K x K) and B (d x K).
