@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -18,8 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "dictlearn/data/class_driver_source.hpp"
 #include "commands.hpp"
+#include "dictlearn/data/class_driver_source.hpp"
+#include "dictlearn/data/label_source.hpp"
 #include "dictlearn/data/synthetic.hpp"
 #include "dictlearn/encode/encode.hpp"
 #include "dictlearn/encode/linked_dictionary.hpp"
@@ -111,7 +113,22 @@ const char* const kMathKeys[] = {"input",
                                  "modality-weights",
                                  "drivers",
                                  "drivers-learned",
-                                 "driver-weight"};
+                                 "driver-weight",
+                                 "objective",
+                                 "labels",
+                                 "task",
+                                 "lambda2",
+                                 "task-l2",
+                                 "task-weight",
+                                 "task-outputs",
+                                 "optimizer",
+                                 "learning-rate",
+                                 "beta1",
+                                 "beta2",
+                                 "adam-epsilon",
+                                 "weight-decay",
+                                 "temperature",
+                                 "project-atoms"};
 
 constexpr const char* kUsage =
     "usage: dictlearn <command> [options]\n"
@@ -212,6 +229,16 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
       throw Error(
           "modalities: train takes the modalities as repeated --input (or a YAML list "
           "of {input, weight}); --modalities selects them for encode");
+    const Objective objective = config.gradient.objective;
+    if (objective != Objective::reconstruction &&
+        (config.inputs.size() > 1 || !config.drivers.empty()))
+      throw Error(cat("objective ", to_string(objective),
+                      " takes one --input (linked modalities train with objective "
+                      "reconstruction)"));
+    if (objective == Objective::task && config.labels.empty())
+      throw Error("objective task needs --labels FILE[:/DATASET] (the targets)");
+    if (objective != Objective::task && !config.labels.empty())
+      throw Error("labels apply to objective task only");
   });
 
   TrainingInput input = open_training_input(comm, config);
@@ -232,14 +259,28 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     initial = reader.read_all();
   }
 
+  // What is minimised, in the header line.
+  std::string method;
+  switch (config.gradient.objective) {
+    case Objective::reconstruction:
+      method = cat("coder ", to_string(config.train.coder.kind),
+                   config.train.precision == Precision::float32 ? " (float)" : "", ", update ",
+                   to_string(config.train.update));
+      break;
+    case Objective::task:
+      method = cat("objective task (", to_string(config.gradient.task.task),
+                   "), elastic-net codes, optimizer ", to_string(config.gradient.optimizer.kind));
+      break;
+    case Objective::attributor:
+      method = cat("objective attributor (softmax encoder), optimizer ",
+                   to_string(config.gradient.optimizer.kind));
+      break;
+  }
   if (comm.is_root()) {
     std::printf(
-        "dictlearn %s: %s, N=%lld d=%lld, K=%lld, coder %s%s, update %s, %d rank%s x %d "
-        "thread%s\n",
-        DICTLEARN_VERSION, data.describe().c_str(), (long long)data.samples(), (long long)d,
-        (long long)config.train.atoms, to_string(config.train.coder.kind).c_str(),
-        config.train.precision == Precision::float32 ? " (float)" : "",
-        to_string(config.train.update).c_str(), comm.size(), comm.size() == 1 ? "" : "s",
+        "dictlearn %s: %s, N=%lld d=%lld, K=%lld, %s, %d rank%s x %d thread%s\n", DICTLEARN_VERSION,
+        data.describe().c_str(), (long long)data.samples(), (long long)d,
+        (long long)config.train.atoms, method.c_str(), comm.size(), comm.size() == 1 ? "" : "s",
         config.train.threads > 0 ? config.train.threads : omp_get_max_threads(),
         (config.train.threads > 0 ? config.train.threads : omp_get_max_threads()) == 1 ? "" : "s");
     std::fflush(stdout);
@@ -253,6 +294,8 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
                 r.samples_per_second, format_seconds(r.elapsed).c_str(),
                 format_seconds(eta).c_str());
     if (r.replaced_atoms > 0) std::printf("  replaced %lld", (long long)r.replaced_atoms);
+    if (config.gradient.objective == Objective::task) std::printf("  task loss %.6g", r.task_loss);
+    if (std::isfinite(r.accuracy)) std::printf("  accuracy %.4f", r.accuracy);
     std::printf("\n");
     std::fflush(stdout);
     return true;
@@ -309,8 +352,26 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   const double train_start = MPI_Wtime();
   input.options.checkpoint = config.train.checkpoint;
   input.options.stop_request = config.train.stop_request;
-  const TrainResult result = train(comm, data, input.options, initial, progress,
-                                   initial_codes.get(), resumed ? &resumed->state : nullptr);
+  const Objective objective = config.gradient.objective;
+  std::unique_ptr<SampleSource> targets;
+  if (!config.labels.empty()) {
+    const DatasetLocation where = DatasetLocation::parse(config.labels, "/y");
+    if (config.gradient.task.task == TaskKind::squared)
+      targets = std::make_unique<Hdf5SampleSource>(comm, where);
+    else
+      targets = std::make_unique<LabelSource>(comm, where);
+  }
+  GradientOptions gradient = config.gradient;
+  gradient.task.lambda1 = config.train.coder.lambda;
+  gradient.task.loss = config.train.coder.loss;
+  gradient.task.huber_delta = config.train.coder.huber_delta;
+  gradient.task.loss_power = config.train.coder.loss_power;
+  const TrainResult result =
+      objective == Objective::reconstruction
+          ? train(comm, data, input.options, initial, progress, initial_codes.get(),
+                  resumed ? &resumed->state : nullptr)
+          : train_gradient(comm, data, targets.get(), input.options, gradient, initial, progress,
+                           resumed ? &resumed->state : nullptr);
   const double train_end = MPI_Wtime();
   if (result.interrupted) {
     if (comm.is_root()) {
@@ -675,8 +736,28 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
   options.precision = config.train.precision;
   options.chunk_rows =
       std::max<Index>(1, Index(config.read_chunk_mib * 1048576.0 / (8.0 * double(source.dim()))));
+  // A softmax attributor (train --objective attributor) encodes with its encoder.
+  std::unique_ptr<SoftmaxAttributor> attributor;
+  if (dictionary_file.root_attribute("objective", "reconstruction") == "attributor") {
+    attributor = std::make_unique<SoftmaxAttributor>();
+    const DatasetLocation& where = dictionary_file.location();
+    DatasetReader encoder(comm, {where.file, "/encoder"});
+    DatasetReader bias(comm, {where.file, "/encoder_bias"});
+    attributor->encoder = encoder.read_all().transpose();  // K x d
+    attributor->bias = bias.read_all().col(0);
+    const std::vector<double> temperature = dictionary_file.root_attribute_numbers("temperature");
+    attributor->temperature = temperature.empty() ? 1.0 : temperature[0];
+    attributor->atoms = dictionary.transpose();
+    comm.agree([&] {
+      if (attributor->encoder.rows() != dictionary.cols() ||
+          attributor->encoder.cols() != dictionary.rows() ||
+          attributor->bias.size() != dictionary.cols())
+        throw Error(cat("attributor '", where.file, "': /encoder and /encoder_bias do not match ",
+                        "the ", dictionary.cols(), " x ", dictionary.rows(), " /dictionary"));
+    });
+  }
   const double start = MPI_Wtime();
-  const LocalCodes codes = encode_samples(comm, source, dictionary, options);
+  const LocalCodes codes = encode_samples(comm, source, dictionary, options, attributor.get());
   double sums[3] = {double(codes.values.size()), 0.0, 0.0};
   for (size_t i = 0; i < codes.reconstruction.size(); ++i)
     sums[1] += codes.reconstruction[i] + codes.penalty[i];
@@ -691,8 +772,8 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
         "encoded %lld samples with %lld atoms (%s): mean nnz %.2f, mean objective %.6g, "
         "%.0f samples/s\nwrote %s\n",
         (long long)source.samples(), (long long)dictionary.cols(),
-        to_string(options.coder.kind).c_str(), sums[0] / N, sums[1] / N,
-        N / std::max(seconds, 1e-9), config.output.c_str());
+        attributor ? "softmax attributor" : to_string(options.coder.kind).c_str(), sums[0] / N,
+        sums[1] / N, N / std::max(seconds, 1e-9), config.output.c_str());
   }
   return 0;
 }

@@ -32,7 +32,7 @@ std::pair<Index, Index> encode_rows(Index samples, int rank, int ranks) {
 }
 
 LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const Matrix& dictionary,
-                          const EncodeOptions& options) {
+                          const EncodeOptions& options, const SoftmaxAttributor* attributor) {
   const Index N = source.samples(), d = source.dim(), K = dictionary.cols();
   comm.agree([&] {
     if (dictionary.rows() != d)
@@ -82,6 +82,23 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
     }
     if (!failure.empty()) continue;  // keep reading so the collective reads still match
     normalize_samples(options.normalize, x);
+    if (attributor != nullptr) {
+      attributor_codes(*attributor, x, codes);
+      residual = x;
+      blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
+      reconstruction = residual.colwise().squaredNorm().transpose();
+      penalty = Vector::Zero(count);
+      for (Index j = 0; j < count; ++j) {  // every entry, also an underflowed zero
+        for (Index k = 0; k < K; ++k) {
+          out.values.push_back(codes(k, j));
+          out.columns.push_back(k);
+        }
+        out.row_offsets.push_back(std::int64_t(out.values.size()));
+        out.reconstruction.push_back(reconstruction(j));
+        out.penalty.push_back(0.0);
+      }
+      continue;
+    }
     coder.encode(x, codes);
     residual = x;
     blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);

@@ -14,8 +14,8 @@
 namespace dictlearn {
 namespace {
 
-constexpr int kFormatVersion = 1;
-constexpr Index kHistoryColumns = 7;
+constexpr int kFormatVersion = 2;  // 2: task loss and accuracy in the history, extras
+constexpr Index kHistoryColumns = 9;
 
 std::string ring_member(const std::string& path, Index i) {
   return i == 0 ? path : path + "." + std::to_string(i);
@@ -36,7 +36,7 @@ Matrix history_matrix(const std::vector<EpochRecord>& history) {
   for (size_t e = 0; e < history.size(); ++e) {
     const EpochRecord& r = history[e];
     table.col(Index(e)) << double(r.epoch), r.objective, r.mean_nonzeros, r.seconds, r.elapsed,
-        r.samples_per_second, double(r.replaced_atoms);
+        r.samples_per_second, double(r.replaced_atoms), r.task_loss, r.accuracy;
   }
   return table;
 }
@@ -47,15 +47,17 @@ std::uint64_t state_checksum(const TrainState& s) {
   hash = fnv1a(hash, s.a.data(), s.a.size());
   hash = fnv1a(hash, s.b.data(), s.b.size());
   hash = fnv1a(hash, s.usage.data(), s.usage.size());
+  for (const auto& [name, matrix] : s.extras) hash = fnv1a(hash, matrix.data(), matrix.size());
   const Matrix history = history_matrix(s.history);
   return fnv1a(hash, history.data(), history.size());
 }
 
 // The scalars of the state, stored as one attribute array in a fixed order.
 std::vector<double> state_scalars(const TrainState& s) {
-  return {double(s.epoch), double(s.next_minibatch), double(s.step), s.window_samples,
-          double(s.window_batches), s.objective_sum, s.nonzero_sum, s.sample_sum,
-          double(s.replaced), s.epoch_seconds, s.elapsed};
+  return {double(s.epoch),          double(s.next_minibatch), double(s.step), s.window_samples,
+          double(s.window_batches), s.objective_sum,          s.nonzero_sum,  s.sample_sum,
+          double(s.replaced),       s.epoch_seconds,          s.elapsed,      s.correct_sum,
+          s.task_loss_sum};
 }
 
 void write_double_attribute_array(hid_t object, const char* name, const std::vector<double>& v) {
@@ -72,8 +74,7 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   h5::Handle space = h5::dataspace(h5::check(H5Screate(H5S_SCALAR), "H5Screate"));
   h5::Handle attr = h5::attribute(h5::check(
-      H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-      name));
+      H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), name));
   const char* text = value.c_str();
   h5::check_status(H5Awrite(attr.get(), type.get(), &text), name);
 }
@@ -91,20 +92,24 @@ void write_matrix(const Communicator& comm, hid_t file, hid_t transfer, const ch
 
 // Reads a whole 2-D dataset (rows x cols on disk) into a cols x rows matrix.
 Matrix read_matrix(hid_t file, const char* name, Index rows, Index cols, const std::string& where) {
-  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) throw Error(cat(where, ": dataset ", name, " is missing"));
-  h5::Handle set = h5::dataset(h5::check(H5Dopen2(file, name, H5P_DEFAULT), cat(where, ": ", name)));
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+    throw Error(cat(where, ": dataset ", name, " is missing"));
+  h5::Handle set =
+      h5::dataset(h5::check(H5Dopen2(file, name, H5P_DEFAULT), cat(where, ": ", name)));
   h5::Handle space = h5::dataspace(H5Dget_space(set.get()));
   hsize_t dims[2] = {0, 0};
-  if (H5Sget_simple_extent_ndims(space.get()) != 2) throw Error(cat(where, ": ", name, " is not 2-D"));
+  if (H5Sget_simple_extent_ndims(space.get()) != 2)
+    throw Error(cat(where, ": ", name, " is not 2-D"));
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
   if (Index(dims[0]) != rows || (cols >= 0 && Index(dims[1]) != cols))
-    throw Error(cat(where, ": ", name, " is ", dims[0], " x ", dims[1], ", expected ", rows, " x ",
-                    cols));
+    throw Error(
+        cat(where, ": ", name, " is ", dims[0], " x ", dims[1], ", expected ", rows, " x ", cols));
   const Index disk_rows = Index(dims[0]), disk_cols = Index(dims[1]);
   Matrix out(disk_cols, disk_rows);
   if (out.size() > 0)
-    h5::check_status(H5Dread(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
-                     cat(where, ": cannot read ", name, " (truncated file?)"));
+    h5::check_status(
+        H5Dread(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+        cat(where, ": cannot read ", name, " (truncated file?)"));
   return out;
 }
 
@@ -144,19 +149,21 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
                       std::vector<std::pair<std::string, std::string>>& parameters, int& ranks) {
   h5::Handle access = h5::plist(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"));
   h5::check_status(H5Pset_fapl_mpio(access.get(), comm.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio");
-  if (H5Fis_hdf5(file_path.c_str()) <= 0) throw Error(cat(file_path, ": not an HDF5 file (truncated?)"));
+  if (H5Fis_hdf5(file_path.c_str()) <= 0)
+    throw Error(cat(file_path, ": not an HDF5 file (truncated?)"));
   h5::Handle file = h5::file(H5Fopen(file_path.c_str(), H5F_ACC_RDONLY, access.get()));
   if (!file) throw Error(cat(file_path, ": cannot open"));
   const hid_t root = file.get();
   if (H5Aexists(root, "format") <= 0 ||
       read_string_attribute(root, "format", file_path) != "dictlearn-checkpoint")
     throw Error(cat(file_path, ": not a dictlearn checkpoint"));
-  const std::vector<double> version = read_double_attribute_array(root, "format_version", file_path);
+  const std::vector<double> version =
+      read_double_attribute_array(root, "format_version", file_path);
   if (version.size() != 1 || int(version[0]) != kFormatVersion)
     throw Error(cat(file_path, ": checkpoint format ", version.empty() ? -1 : version[0],
                     " is not the supported format ", kFormatVersion));
   const std::vector<double> scalars = read_double_attribute_array(root, "state", file_path);
-  if (scalars.size() != 11) throw Error(cat(file_path, ": malformed state attribute"));
+  if (scalars.size() != 13) throw Error(cat(file_path, ": malformed state attribute"));
   const std::vector<double> shape = read_double_attribute_array(root, "shape", file_path);
   if (shape.size() != 3) throw Error(cat(file_path, ": malformed shape attribute"));
   const Index K = Index(shape[0]), d = Index(shape[1]), epochs_done = Index(shape[2]);
@@ -172,6 +179,8 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
   s.replaced = Index(scalars[8]);
   s.epoch_seconds = scalars[9];
   s.elapsed = scalars[10];
+  s.correct_sum = scalars[11];
+  s.task_loss_sum = scalars[12];
   s.dictionary = read_matrix(root, "/dictionary", K, d, file_path);
   s.a = read_matrix(root, "/A", K, K, file_path);
   s.b = read_matrix(root, "/B", K, d, file_path);
@@ -187,7 +196,25 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
     r.elapsed = history(4, e);
     r.samples_per_second = history(5, e);
     r.replaced_atoms = Index(history(6, e));
+    r.task_loss = history(7, e);
+    r.accuracy = history(8, e);
     s.history.push_back(r);
+  }
+  // Extras: names in one attribute, shapes (rows, cols) in another.
+  if (H5Aexists(root, "extra_names") > 0) {
+    const std::string names = read_string_attribute(root, "extra_names", file_path);
+    const std::vector<double> shapes = read_double_attribute_array(root, "extra_shapes", file_path);
+    size_t start = 0, i = 0;
+    while (start < names.size()) {
+      const size_t end = std::min(names.find('\n', start), names.size());
+      const std::string name = names.substr(start, end - start);
+      if (2 * i + 1 >= shapes.size()) throw Error(cat(file_path, ": malformed extra_shapes"));
+      s.extras.emplace_back(name,
+                            read_matrix(root, ("/extra_" + name).c_str(), Index(shapes[2 * i + 1]),
+                                        Index(shapes[2 * i]), file_path));
+      start = end + 1;
+      ++i;
+    }
   }
   const std::string stored = read_string_attribute(root, "checksum", file_path);
   char computed[32];
@@ -217,18 +244,28 @@ void write_contents(const Communicator& comm, h5::Handle& file, const Checkpoint
   write_matrix(comm, root, transfer.get(), "/B", state.b);
   write_matrix(comm, root, transfer.get(), "/usage", Matrix(state.usage));
   write_matrix(comm, root, transfer.get(), "/history", history_matrix(state.history));
+  std::string extra_names;
+  std::vector<double> extra_shapes;
+  for (const auto& [name, matrix] : state.extras) {
+    write_matrix(comm, root, transfer.get(), ("/extra_" + name).c_str(), matrix);
+    extra_names += (extra_names.empty() ? "" : "\n") + name;
+    extra_shapes.push_back(double(matrix.rows()));
+    extra_shapes.push_back(double(matrix.cols()));
+  }
   // Attributes are collective metadata: every rank passes the same values.
   write_string_attribute(root, "format", "dictlearn-checkpoint");
   write_double_attribute_array(root, "format_version", {double(kFormatVersion)});
   write_string_attribute(root, "dictlearn_version", DICTLEARN_VERSION);
   write_double_attribute_array(root, "state", state_scalars(state));
-  write_double_attribute_array(root, "shape",
-                               {double(K), double(d), double(state.history.size())});
+  write_double_attribute_array(root, "shape", {double(K), double(d), double(state.history.size())});
   write_double_attribute_array(root, "ranks", {double(comm.size())});
   char checksum[32];
-  std::snprintf(checksum, sizeof checksum, "%016llx",
-                (unsigned long long)state_checksum(state));
+  std::snprintf(checksum, sizeof checksum, "%016llx", (unsigned long long)state_checksum(state));
   write_string_attribute(root, "checksum", checksum);
+  if (!state.extras.empty()) {
+    write_string_attribute(root, "extra_names", extra_names);
+    write_double_attribute_array(root, "extra_shapes", extra_shapes);
+  }
   std::string keys;
   for (const auto& [key, value] : options.parameters) {
     keys += (keys.empty() ? "" : "\n") + key;
@@ -265,7 +302,8 @@ void write_checkpoint(const Communicator& comm, const CheckpointOptions& options
       std::error_code ignored;
       fs::remove(ring_member(path, keep - 1), ignored);
       for (Index i = keep - 1; i >= 1; --i)
-        if (fs::exists(ring_member(path, i - 1))) fs::rename(ring_member(path, i - 1), ring_member(path, i));
+        if (fs::exists(ring_member(path, i - 1)))
+          fs::rename(ring_member(path, i - 1), ring_member(path, i));
       fs::rename(temporary, path);
       const fs::path directory = fs::absolute(path).parent_path();
       fsync_path(directory.string());

@@ -194,6 +194,54 @@ const std::vector<KeyHandler>& handlers() {
                  "weight w of the driver modality: each driven atom receives a current w "
                  "(compare with lambda; about lambda/2 biases codes towards the class)",
                  [](RunConfig& c) -> double& { return c.driver_weight; }),
+      choice_key(
+          "objective",
+          "what train minimises: reconstruction (sufficient statistics: online, mod, "
+          "hebbian), task (a supervised loss through the codes, needs --labels) or "
+          "attributor (softmax encoder + linear decoder)",
+          parse_objective, [](Objective o) { return to_string(o); },
+          [](RunConfig& c) -> Objective& { return c.gradient.objective; }),
+      text_key("labels",
+               "objective task: targets FILE[:/DATASET] (default /y): labels 0/1 (binary), "
+               "0..C-1 (multinomial) or an N x m dataset (squared)",
+               &RunConfig::labels),
+      choice_key(
+          "task", "objective task: binary (logistic), multinomial (softmax) or squared", parse_task,
+          [](TaskKind t) { return to_string(t); },
+          [](RunConfig& c) -> TaskKind& { return c.gradient.task.task; }),
+      number_key("lambda2",
+                 "objective task: l2 weight of the elastic-net codes, "
+                 "0.5 L(x - D a) + lambda ||a||_1 + lambda2/2 ||a||^2 (> 0)",
+                 [](RunConfig& c) -> double& { return c.gradient.task.lambda2; }),
+      number_key("task-l2", "objective task: (task-l2 / 2) ||W||^2 on the task's weights",
+                 [](RunConfig& c) -> double& { return c.gradient.task_l2; }),
+      number_key("task-weight",
+                 "objective task: mu, the weight of the reconstruction objective added to the "
+                 "task loss",
+                 [](RunConfig& c) -> double& { return c.gradient.task.task_weight; }),
+      integer_key("task-outputs",
+                  "objective task: classes or regression outputs (0: from the labels)",
+                  [](RunConfig& c) -> Index& { return c.gradient.outputs; }),
+      choice_key(
+          "optimizer", "objectives task / attributor: adam or gradient (projected)",
+          parse_optimizer, [](OptimizerOptions::Kind k) { return to_string(k); },
+          [](RunConfig& c) -> OptimizerOptions::Kind& { return c.gradient.optimizer.kind; }),
+      number_key("learning-rate", "objectives task / attributor: step size",
+                 [](RunConfig& c) -> double& { return c.gradient.optimizer.learning_rate; }),
+      number_key("beta1", "adam: first-moment decay",
+                 [](RunConfig& c) -> double& { return c.gradient.optimizer.beta1; }),
+      number_key("beta2", "adam: second-moment decay",
+                 [](RunConfig& c) -> double& { return c.gradient.optimizer.beta2; }),
+      number_key("adam-epsilon", "adam: epsilon",
+                 [](RunConfig& c) -> double& { return c.gradient.optimizer.epsilon; }),
+      number_key("weight-decay", "objectives task / attributor: weight decay",
+                 [](RunConfig& c) -> double& { return c.gradient.optimizer.weight_decay; }),
+      number_key("temperature", "objective attributor: softmax temperature T",
+                 [](RunConfig& c) -> double& { return c.gradient.temperature; }),
+      flag_key("project-atoms",
+               "objective attributor: rows of D onto the unit ball after every step "
+               "(false: unconstrained D, whose atoms drift outward)",
+               [](RunConfig& c) -> bool& { return c.gradient.project_atoms; }),
       {{"modalities",
         "encode: which modalities of a linked dictionary the inputs are, e.g. 0 or 0,1 "
         "(default: all its data modalities); train (YAML only): a list of {input, weight}"},

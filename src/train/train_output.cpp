@@ -37,7 +37,8 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
   } else {
     writer.write_columns_as_rows("/dictionary", result.dictionary);
   }
-  std::vector<std::vector<double>> columns(7);
+  const bool gradient = config.gradient.objective != Objective::reconstruction;
+  std::vector<std::vector<double>> columns(gradient ? 9 : 7);
   for (const EpochRecord& r : result.history) {
     columns[0].push_back(double(r.epoch));
     columns[1].push_back(r.objective);
@@ -46,11 +47,25 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
     columns[4].push_back(r.elapsed);
     columns[5].push_back(r.samples_per_second);
     columns[6].push_back(double(r.replaced_atoms));
+    if (gradient) {
+      columns[7].push_back(r.task_loss);
+      columns[8].push_back(r.accuracy);
+    }
   }
-  writer.write_table("/history",
-                     {"epoch", "objective", "mean_nonzeros", "seconds", "elapsed",
-                      "samples_per_second", "replaced_atoms"},
-                     columns);
+  std::vector<std::string> names = {"epoch",   "objective",          "mean_nonzeros", "seconds",
+                                    "elapsed", "samples_per_second", "replaced_atoms"};
+  if (gradient) {
+    names.push_back(config.gradient.objective == Objective::task ? "task_loss" : "loss");
+    names.push_back("accuracy");
+  }
+  // The other learned parameters, one row per output / atom as in scikit-learn.
+  for (const auto& [name, matrix] : result.state.extras) {
+    if (name == "task_weights" || name == "encoder")
+      writer.write_columns_as_rows("/" + name, matrix.transpose());
+    else if (name == "task_bias" || name == "encoder_bias")
+      writer.write_columns_as_rows("/" + name, matrix);
+  }
+  writer.write_table("/history", names, columns);
   if (summary.true_dictionary != nullptr)
     writer.write_columns_as_rows("/true_dictionary", *summary.true_dictionary);
   writer.set_attributes("/", config_values(config, Command::train));

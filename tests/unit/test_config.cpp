@@ -124,7 +124,8 @@ TEST_CASE("config: boolean flags alone, with a value, and before another flag", 
   for (const auto& key : dictlearn::config_keys())
     CHECK(key.is_flag == (key.name == "positive-codes" || key.name == "replace-atoms" ||
                           key.name == "dense" || key.name == "positive-dict" ||
-                          key.name == "force" || key.name == "drivers-learned"));
+                          key.name == "force" || key.name == "drivers-learned" ||
+                          key.name == "project-atoms"));
 }
 
 TEST_CASE("config: the command line overrides the YAML file", "[config]") {
@@ -266,6 +267,21 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.drivers_learned = true;
   c.driver_weight = 0.25;
   c.modalities = {1, 0};
+  c.gradient.objective = dictlearn::Objective::task;
+  c.labels = "labels.h5:/z";
+  c.gradient.task.task = dictlearn::TaskKind::multinomial;
+  c.gradient.task.lambda2 = 0.03 / 7.0;
+  c.gradient.task_l2 = 2e-3;
+  c.gradient.task.task_weight = 0.7;
+  c.gradient.outputs = 5;
+  c.gradient.optimizer.kind = dictlearn::OptimizerOptions::Kind::gradient;
+  c.gradient.optimizer.learning_rate = 0.02;
+  c.gradient.optimizer.beta1 = 0.8;
+  c.gradient.optimizer.beta2 = 0.99;
+  c.gradient.optimizer.epsilon = 1e-7;
+  c.gradient.optimizer.weight_decay = 0.01;
+  c.gradient.temperature = 0.5;
+  c.gradient.project_atoms = false;
   c.output = "out.h5";
   c.dictionary_init = "init.h5:/D";
   c.read_chunk_mib = 0.3;

@@ -18,6 +18,7 @@
 #include "dictlearn/coding/sparse_coder.hpp"
 #include "dictlearn/data/preprocess.hpp"
 #include "dictlearn/data/sample_source.hpp"
+#include "dictlearn/gradient/softmax_attributor.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 
 namespace dictlearn {
@@ -46,9 +47,12 @@ struct LocalCodes {
 /// empty for small data on many ranks).
 std::pair<Index, Index> encode_rows(Index samples, int rank, int ranks);
 
-/// Collective. `dictionary` is d x K with d = source.dim().
+/// Collective. `dictionary` is d x K with d = source.dim(). With `attributor`, the codes
+/// come from its encoder, softmax((W x + b) / T) (one GEMM per chunk, no solver; every
+/// entry is stored), and the per-sample reconstruction term is ||x - D^T a||^2.
 LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const Matrix& dictionary,
-                          const EncodeOptions& options);
+                          const EncodeOptions& options,
+                          const SoftmaxAttributor* attributor = nullptr);
 
 /// Collective. Writes all ranks' codes to `path` (through a temporary file renamed when
 /// complete) with the given root attributes.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dictlearn/data/synthetic.hpp"
+#include "dictlearn/gradient/gradient_trainer.hpp"
 #include "dictlearn/train/trainer.hpp"
 
 namespace dictlearn {
@@ -16,11 +17,14 @@ namespace dictlearn {
 enum class Command { train, encode };
 
 struct RunConfig {
-  RunConfig() { train.coder.lambda = 0.1; }  // suits the embedded synthetic data
-  TrainOptions train;                        ///< train; encode uses its coder and normalize
-  std::string dictionary;                    ///< encode: FILE[:/DATASET] of the dictionary (K x d)
-  bool dense = false;                        ///< encode: also write /codes_dense (N x K)
-  std::set<std::string> given;               ///< keys set explicitly (file or command line)
+  RunConfig() {
+    train.coder.lambda = 0.1;  // suits the embedded synthetic data
+    gradient.objective = Objective::reconstruction;
+  }
+  TrainOptions train;           ///< train; encode uses its coder and normalize
+  std::string dictionary;       ///< encode: FILE[:/DATASET] of the dictionary (K x d)
+  bool dense = false;           ///< encode: also write /codes_dense (N x K)
+  std::set<std::string> given;  ///< keys set explicitly (file or command line)
   /// "FILE[:/DATASET]" per modality (several: a linked dictionary; empty: the synthetic
   /// generator). Text form: comma-separated; a repeated --input appends.
   std::vector<std::string> inputs;
@@ -38,6 +42,8 @@ struct RunConfig {
   std::string resume = "no";    ///< no | yes | auto (resume if a valid checkpoint exists)
   bool force = false;           ///< resume even if the checkpoint's configuration differs
   SyntheticOptions synthetic;
+  GradientOptions gradient;  ///< objective task / attributor (gradient/gradient_trainer.hpp)
+  std::string labels;        ///< task: targets FILE[:/DATASET] (labels, or N x m outputs)
 };
 
 /// A documented key of the schema.

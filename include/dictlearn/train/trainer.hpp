@@ -15,7 +15,9 @@
 // same deterministic code, so all ranks hold a bitwise identical D at every step.
 #include <csignal>
 #include <functional>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dictlearn/coding/sparse_coder.hpp"
@@ -99,6 +101,10 @@ struct EpochRecord {
   double elapsed = 0.0;  ///< wall time since training started
   double samples_per_second = 0.0;
   Index replaced_atoms = 0;
+  /// Gradient-trained objectives (gradient/gradient_trainer.hpp): the mean task loss and
+  /// the training accuracy of the epoch (NaN when not applicable).
+  double task_loss = std::numeric_limits<double>::quiet_NaN();
+  double accuracy = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Everything a run needs to continue exactly where it stopped (see train/checkpoint.hpp).
@@ -117,6 +123,10 @@ struct TrainState {
   double epoch_seconds = 0.0;  ///< seconds spent in the epoch in progress before now
   double elapsed = 0.0;        ///< seconds of training before now
   std::vector<EpochRecord> history;
+  /// Further named matrices of other trainers (task weights, encoder, optimizer moments),
+  /// checkpointed and checksummed with the rest.
+  std::vector<std::pair<std::string, Matrix>> extras;
+  double correct_sum = 0.0, task_loss_sum = 0.0;  ///< epoch in progress (gradient trainers)
 };
 
 /// Where this rank's wall time went in this run (seconds; not checkpointed).
