@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 
 #include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/core/blas.hpp"
@@ -60,6 +61,10 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
   MinibatchCoder coder(options.coder, options.precision, K, d, threads);
   coder.set_dictionary(dictionary);
   Vector reconstruction, penalty;
+  if (attributor != nullptr) {  // dense codes: K values per row, known in advance
+    out.values.reserve(size_t(out.rows * K));
+    out.columns.reserve(size_t(out.rows * K));
+  }
   std::string failure;
   double unused = 0.0;
   for (Index read = 0; read < most_reads; ++read) {
@@ -88,12 +93,12 @@ LocalCodes encode_samples(const Communicator& comm, SampleSource& source, const 
       blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
       reconstruction = residual.colwise().squaredNorm().transpose();
       penalty = Vector::Zero(count);
-      for (Index j = 0; j < count; ++j) {  // every entry, also an underflowed zero
-        for (Index k = 0; k < K; ++k) {
-          out.values.push_back(codes(k, j));
-          out.columns.push_back(k);
-        }
-        out.row_offsets.push_back(std::int64_t(out.values.size()));
+      // Every entry (softmax codes are dense), in bulk: a column is a CSR row.
+      const size_t stored = out.values.size();
+      out.values.insert(out.values.end(), codes.data(), codes.data() + count * K);
+      for (Index j = 0; j < count; ++j) {
+        for (Index k = 0; k < K; ++k) out.columns.push_back(k);
+        out.row_offsets.push_back(std::int64_t(stored + size_t((j + 1) * K)));
         out.reconstruction.push_back(reconstruction(j));
         out.penalty.push_back(0.0);
       }

@@ -37,6 +37,7 @@ void validate(const GradientOptions& o) {
   validate(o.optimizer);
   if (o.objective == Objective::task) validate(o.task);
   if (o.outputs < 0) throw Error("task-outputs must be >= 0");
+  if (o.task_warmup < 0) throw Error("task-warmup must be >= 0");
   if (!(o.task_l2 >= 0.0)) throw Error("task-l2 must be >= 0");
   if (!(o.temperature > 0.0) || !std::isfinite(o.temperature))
     throw Error("temperature must be > 0");
@@ -302,6 +303,8 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
       const double batch = extras[kSamples];
       if (batch > 0.0) {
         for (Index i = 0; i < total; ++i) reduced[size_t(i)] /= batch;
+        if (task && state.epoch < gradient.task_warmup)  // D fixed: no step for it
+          std::fill(reduced.begin(), reduced.begin() + sizes[0], 0.0);
         if (task && gradient.task_l2 > 0.0)
           for (Index i = 0; i < sizes[1]; ++i)
             reduced[size_t(sizes[0] + i)] += gradient.task_l2 * model.weights.data()[i];

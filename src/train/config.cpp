@@ -219,6 +219,9 @@ const std::vector<KeyHandler>& handlers() {
                  "objective task: mu, the weight of the reconstruction objective added to the "
                  "task loss",
                  [](RunConfig& c) -> double& { return c.gradient.task.task_weight; }),
+      integer_key("task-warmup",
+                  "objective task: first epochs with D fixed (only the task model learns)",
+                  [](RunConfig& c) -> Index& { return c.gradient.task_warmup; }),
       integer_key("task-outputs",
                   "objective task: classes or regression outputs (0: from the labels)",
                   [](RunConfig& c) -> Index& { return c.gradient.outputs; }),

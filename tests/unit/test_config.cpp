@@ -274,6 +274,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.gradient.task_l2 = 2e-3;
   c.gradient.task.task_weight = 0.7;
   c.gradient.outputs = 5;
+  c.gradient.task_warmup = 3;
   c.gradient.optimizer.kind = dictlearn::OptimizerOptions::Kind::gradient;
   c.gradient.optimizer.learning_rate = 0.02;
   c.gradient.optimizer.beta1 = 0.8;

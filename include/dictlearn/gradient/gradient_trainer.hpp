@@ -28,9 +28,13 @@ std::string to_string(Objective objective);
 
 struct GradientOptions {
   Objective objective = Objective::task;
-  TaskDrivenOptions task;    ///< codes (lambda1 = the coder's lambda), task kind, weights
-  Index outputs = 0;         ///< task: classes (0: max label + 1) or regression outputs
-  double task_l2 = 1e-4;     ///< task: (task_l2 / 2) ||W||_F^2 added to the mean loss
+  TaskDrivenOptions task;  ///< codes (lambda1 = the coder's lambda), task kind, weights
+  Index outputs = 0;       ///< task: classes (0: max label + 1) or regression outputs
+  double task_l2 = 1e-4;   ///< task: (task_l2 / 2) ||W||_F^2 added to the mean loss
+  /// task: epochs at the start during which D stays fixed and only (W, b) learn, so that
+  /// D's first steps follow a fitted task model rather than W = 0 (Mairal et al. start
+  /// from W fitted on the initial codes).
+  Index task_warmup = 1;
   double temperature = 1.0;  ///< attributor: softmax temperature T
   /// attributor: rows of D onto the unit ball after each step. On by default: without it
   /// the loss has a valley along which the atoms drift outward past the data (softmax codes
