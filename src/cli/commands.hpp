@@ -14,4 +14,8 @@ int run_classify(const Communicator& comm, const std::vector<std::string>& args)
 /// The --help text of `dictlearn classify` (rank 0 prints it).
 extern const char* const kClassifyHelp;
 
+/// `dictlearn evaluate`: compression error at a fixed number of coefficients per sample.
+int run_evaluate(const Communicator& comm, const std::vector<std::string>& args);
+extern const char* const kEvaluateHelp;
+
 }  // namespace dictlearn::cli

@@ -34,6 +34,7 @@
 #include "dictlearn/train/config.hpp"
 #include "dictlearn/train/train_output.hpp"
 #include "dictlearn/train/training_input.hpp"
+#include "dictlearn/update/ksvd.hpp"
 
 namespace {
 
@@ -129,7 +130,15 @@ const char* const kMathKeys[] = {"input",
                                  "adam-epsilon",
                                  "weight-decay",
                                  "temperature",
-                                 "project-atoms"};
+                                 "project-atoms",
+                                 "prior",
+                                 "prior-update",
+                                 "decode-steps",
+                                 "decode-restarts",
+                                 "decode-lr",
+                                 "decode-radius",
+                                 "joint-steps",
+                                 "prior-radius"};
 
 constexpr const char* kUsage =
     "usage: dictlearn <command> [options]\n"
@@ -140,6 +149,8 @@ constexpr const char* kUsage =
     "  train [CONFIG.yaml] [--key value ...]   learn a dictionary (online or MOD)\n"
     "  encode [CONFIG.yaml] --dictionary D.h5 --input X.h5[:/X] --output codes.h5\n"
     "                                          sparse codes of a dataset (CSR in HDF5)\n"
+    "  evaluate --dictionary D.h5 --input X.h5 [--clean C.h5] --nonzeros K\n"
+    "                                          compression error at K coefficients/sample\n"
     "  classify --train F.h5[:/codes] --train-labels F.h5:/y [--test ... --test-labels ...]\n"
     "                                          logistic regression on codes or raw data\n"
     "  reconstruct --dictionary D.h5 --codes codes.h5 --modality I --output X.h5\n"
@@ -240,6 +251,12 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
       throw Error("objective task needs --labels FILE[:/DATASET] (the targets)");
     if (objective != Objective::task && !config.labels.empty())
       throw Error("labels apply to objective task only");
+    if (objective == Objective::generative_prior && config.prior.empty())
+      throw Error("objective generative-prior needs --prior GENERATOR.yaml");
+    if (objective != Objective::generative_prior && !config.prior.empty())
+      throw Error("prior applies to objective generative-prior only");
+    if (objective == Objective::generative_prior && !config.train.checkpoint.path.empty())
+      throw Error("objective generative-prior runs are not checkpointed (drop --checkpoint)");
   });
 
   TrainingInput input = open_training_input(comm, config);
@@ -275,6 +292,10 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     case Objective::attributor:
       method = cat("objective attributor (softmax encoder), optimizer ",
                    to_string(config.gradient.optimizer.kind));
+      break;
+    case Objective::generative_prior:
+      method = cat("objective generative-prior (", to_string(config.prior_training.update),
+                   "), generator ", config.prior);
       break;
   }
   if (comm.is_root()) {
@@ -367,8 +388,18 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   gradient.task.loss = config.train.coder.loss;
   gradient.task.huber_delta = config.train.coder.huber_delta;
   gradient.task.loss_power = config.train.coder.loss_power;
+  std::unique_ptr<GeneratorNetwork> generator;
+  if (objective == Objective::generative_prior)
+    generator = std::make_unique<GeneratorNetwork>(load_generator(comm, config.prior));
+  PriorTrainOptions prior = config.prior_training;
+  prior.joint = config.gradient.optimizer;
+  prior.decode.seed = config.train.seed;
   const TrainResult result =
-      objective == Objective::reconstruction
+      objective == Objective::generative_prior
+          ? train_generative_prior(comm, data, *generator, input.options, prior, initial, progress)
+      : objective == Objective::reconstruction && config.train.update == UpdateKind::ksvd
+          ? train_ksvd(comm, data, input.options, initial, progress)
+      : objective == Objective::reconstruction
           ? train(comm, data, input.options, initial, progress, initial_codes.get(),
                   resumed ? &resumed->state : nullptr)
           : train_gradient(comm, data, targets.get(), input.options, gradient, initial, progress,
@@ -834,6 +865,12 @@ int main(int argc, char** argv) {
         if (rank == 0) print_encode_help();
       } else {
         status = run_encode(comm, rest);
+      }
+    } else if (command == "evaluate") {
+      if (wants_help) {
+        if (rank == 0) std::printf("%s", cli::kEvaluateHelp);
+      } else {
+        status = cli::run_evaluate(comm, rest);
       }
     } else if (command == "classify") {
       if (wants_help) {

@@ -17,8 +17,9 @@ Objective parse_objective(const std::string& name) {
   if (name == "reconstruction") return Objective::reconstruction;
   if (name == "task") return Objective::task;
   if (name == "attributor") return Objective::attributor;
-  throw Error(
-      cat("objective: unknown value '", name, "' (expected reconstruction, task or attributor)"));
+  if (name == "generative-prior") return Objective::generative_prior;
+  throw Error(cat("objective: unknown value '", name,
+                  "' (expected reconstruction, task, attributor or generative-prior)"));
 }
 
 std::string to_string(Objective objective) {
@@ -29,6 +30,8 @@ std::string to_string(Objective objective) {
       return "task";
     case Objective::attributor:
       return "attributor";
+    case Objective::generative_prior:
+      return "generative-prior";
   }
   return "?";
 }
@@ -84,8 +87,9 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
   comm.agree([&] {
     validate(options);
     validate(gradient);
-    if (gradient.objective == Objective::reconstruction)
-      throw Error("train_gradient: the reconstruction objective is train()'s");
+    if (gradient.objective != Objective::task && gradient.objective != Objective::attributor)
+      throw Error(
+          cat("train_gradient: objective ", to_string(gradient.objective), " has its own trainer"));
     if (task && targets == nullptr) throw Error("objective task needs --labels (the targets)");
     if (targets != nullptr && targets->samples() != N)
       throw Error(cat("labels '", targets->describe(), "' have ", targets->samples(),

@@ -245,6 +245,31 @@ const std::vector<KeyHandler>& handlers() {
                "objective attributor: rows of D onto the unit ball after every step "
                "(false: unconstrained D, whose atoms drift outward)",
                [](RunConfig& c) -> bool& { return c.gradient.project_atoms; }),
+      text_key("prior",
+               "objective generative-prior: the generator G (YAML: input_dim, layers; "
+               "see prior/generator_network.hpp)",
+               &RunConfig::prior),
+      choice_key(
+          "prior-update",
+          "objective generative-prior: altmin (decode, then A = B (C + eps I)^-1) or "
+          "joint (Adam on A and the codes together)",
+          parse_prior_update, [](PriorTrainOptions::Update u) { return to_string(u); },
+          [](RunConfig& c) -> PriorTrainOptions::Update& { return c.prior_training.update; }),
+      integer_key("decode-steps", "objective generative-prior: Adam steps per decode",
+                  [](RunConfig& c) -> Index& { return c.prior_training.decode.steps; }),
+      integer_key("decode-restarts",
+                  "objective generative-prior: random starts per sample (the best is kept)",
+                  [](RunConfig& c) -> Index& { return c.prior_training.decode.restarts; }),
+      number_key(
+          "decode-lr", "objective generative-prior: Adam step size of the decode",
+          [](RunConfig& c) -> double& { return c.prior_training.decode.optimizer.learning_rate; }),
+      number_key("decode-radius", "objective generative-prior: ||z|| <= R (0: none)",
+                 [](RunConfig& c) -> double& { return c.prior_training.decode.radius; }),
+      integer_key("joint-steps", "objective generative-prior, joint: Adam steps per minibatch",
+                  [](RunConfig& c) -> Index& { return c.prior_training.joint_steps; }),
+      number_key("prior-radius",
+                 "objective generative-prior: ||A - A_0||_F <= radius after updates (0: none)",
+                 [](RunConfig& c) -> double& { return c.prior_training.radius; }),
       {{"modalities",
         "encode: which modalities of a linked dictionary the inputs are, e.g. 0 or 0,1 "
         "(default: all its data modalities); train (YAML only): a list of {input, weight}"},
@@ -335,7 +360,9 @@ const std::vector<KeyHandler>& handlers() {
       choice_key(
           "update",
           "dictionary update rule: online (Mairal BCD on A, B), mod (D = B (A + eps I)^-1) or "
-          "hebbian (D += eta (B - D A) on the minibatch means, columns renormalised)",
+          "hebbian (D += eta (B - D A) on the minibatch means, columns renormalised) or "
+          "ksvd (batch: Batch-OMP codes of every sample, then approximate K-SVD atom by "
+          "atom; needs coder omp)",
           parse_update, [](UpdateKind k) { return to_string(k); },
           [](RunConfig& c) -> UpdateKind& { return c.train.update; }),
       number_key("hebbian-rate", "hebbian: learning rate eta_0",

@@ -21,11 +21,22 @@ UpdateKind parse_update(const std::string& name) {
   if (name == "online") return UpdateKind::online;
   if (name == "mod") return UpdateKind::mod;
   if (name == "hebbian") return UpdateKind::hebbian;
-  throw Error(cat("update: unknown value '", name, "' (expected online, mod or hebbian)"));
+  if (name == "ksvd") return UpdateKind::ksvd;
+  throw Error(cat("update: unknown value '", name, "' (expected online, mod, hebbian or ksvd)"));
 }
 
 std::string to_string(UpdateKind kind) {
-  return kind == UpdateKind::online ? "online" : kind == UpdateKind::mod ? "mod" : "hebbian";
+  switch (kind) {
+    case UpdateKind::online:
+      return "online";
+    case UpdateKind::mod:
+      return "mod";
+    case UpdateKind::hebbian:
+      return "hebbian";
+    case UpdateKind::ksvd:
+      return "ksvd";
+  }
+  return "?";
 }
 
 UpdateSchedule parse_update_schedule(const std::string& name) {
@@ -117,6 +128,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const Index N = source.samples(), d = source.dim(), K = options.atoms;
   comm.agree([&] {
     validate(options);
+    if (options.update == UpdateKind::ksvd)
+      throw Error("update ksvd is a batch method: it runs through train_ksvd (update/ksvd.hpp)");
     if (N < comm.size())
       throw Error(cat("input '", source.describe(), "' has ", N, " samples, fewer than the ",
                       comm.size(), " ranks"));

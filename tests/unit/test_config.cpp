@@ -275,6 +275,14 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.gradient.task.task_weight = 0.7;
   c.gradient.outputs = 5;
   c.gradient.task_warmup = 3;
+  c.prior = "generator.yaml";
+  c.prior_training.update = dictlearn::PriorTrainOptions::Update::joint;
+  c.prior_training.decode.steps = 77;
+  c.prior_training.decode.restarts = 4;
+  c.prior_training.decode.optimizer.learning_rate = 0.03;
+  c.prior_training.decode.radius = 2.5;
+  c.prior_training.joint_steps = 9;
+  c.prior_training.radius = 1.5;
   c.gradient.optimizer.kind = dictlearn::OptimizerOptions::Kind::gradient;
   c.gradient.optimizer.learning_rate = 0.02;
   c.gradient.optimizer.beta1 = 0.8;

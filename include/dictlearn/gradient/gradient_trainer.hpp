@@ -22,7 +22,7 @@ namespace dictlearn {
 
 /// What `dictlearn train` minimises: the classic reconstruction objective by sufficient
 /// statistics (train()), a supervised task through the codes, or the softmax attributor.
-enum class Objective { reconstruction, task, attributor };
+enum class Objective { reconstruction, task, attributor, generative_prior };
 Objective parse_objective(const std::string& name);  ///< throws Error naming the value
 std::string to_string(Objective objective);
 

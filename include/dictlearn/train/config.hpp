@@ -10,6 +10,7 @@
 
 #include "dictlearn/data/synthetic.hpp"
 #include "dictlearn/gradient/gradient_trainer.hpp"
+#include "dictlearn/prior/prior_trainer.hpp"
 #include "dictlearn/train/trainer.hpp"
 
 namespace dictlearn {
@@ -44,6 +45,8 @@ struct RunConfig {
   SyntheticOptions synthetic;
   GradientOptions gradient;  ///< objective task / attributor (gradient/gradient_trainer.hpp)
   std::string labels;        ///< task: targets FILE[:/DATASET] (labels, or N x m outputs)
+  std::string prior;         ///< generative-prior: the generator's YAML file
+  PriorTrainOptions prior_training;  ///< generative-prior: decode and update settings
 };
 
 /// A documented key of the schema.

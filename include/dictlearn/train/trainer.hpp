@@ -33,8 +33,8 @@
 namespace dictlearn {
 
 /// The dictionary update rule applied to the statistics (A, B).
-enum class UpdateKind { online, mod, hebbian };
-UpdateKind parse_update(const std::string& name);  ///< throws Error naming the value
+enum class UpdateKind { online, mod, hebbian, ksvd };  ///< ksvd: update/ksvd.hpp
+UpdateKind parse_update(const std::string& name);      ///< throws Error naming the value
 std::string to_string(UpdateKind kind);
 
 /// When the rule runs: after every minibatch on online-weighted statistics (Mairal's

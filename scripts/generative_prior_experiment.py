@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""The synthetic experiments of "Dictionary Learning Under Generative Coefficient Priors,
+with Applications to Compression": data y = A* G(z) + noise, A* uniform in [0, 1],
+z ~ N(0, I), noise sigma 0.1; methods: generative prior (altmin, joint), MOD, K-SVD and
+online (dictlearn's default) at the same description budget k; error on a held-out set
+against its noiseless version (`dictlearn evaluate`, 4 significant digits) versus the
+number of training samples seen.
+
+  setting 1: G(z) = [z; z^2; sin z], k = 3, n = 9, m = 10          (configs/prior/poly-sin.yaml)
+  setting 2: G(z) = ReLU(M z^2), M in {0,1}^{300 x k} Bernoulli(0.6), m = 784
+
+Usage: generative_prior_experiment.py --out DIR [--setting 1|2] [--seeds 0,1]
+       [--samples 500,1000,2000] [--k 5 (setting 2)] [--methods altmin,joint,mod,ksvd,online]
+Writes DIR/results.md (table: method x samples, mean +- sd over seeds) and results.json.
+"""
+import argparse
+import json
+import os
+import subprocess
+
+import h5py
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_data(path, setting, seed, n_train, n_test, k):
+    rng = np.random.default_rng(seed)
+    if setting == 1:
+        k, n, m = 3, 9, 10
+        generator = os.path.join(REPO, "configs", "prior", "poly-sin.yaml")
+        G = lambda z: np.vstack([z, z ** 2, np.sin(z)])
+    else:
+        n, m = 300, 784
+        M = (rng.random((n, k)) < 0.6).astype(np.float64)
+        generator = path.replace(".h5", "-generator.yaml")
+        with h5py.File(path.replace(".h5", "-M.h5"), "w") as f:
+            f["M"] = M
+        with open(generator, "w") as f:
+            f.write("input_dim: %d\nlayers:\n  - {type: square}\n"
+                    "  - {type: linear, weights: %s:/M}\n  - {type: relu}\n" % (
+                        k, os.path.basename(path.replace(".h5", "-M.h5"))))
+        G = lambda z: np.maximum(M @ z ** 2, 0)
+    A = rng.uniform(0, 1, (m, n))
+    z, zt = rng.standard_normal((k, n_train)), rng.standard_normal((k, n_test))
+    Y, Yt = A @ G(z), A @ G(zt)
+    with h5py.File(path, "w") as f:
+        f["X"] = (Y + 0.1 * rng.standard_normal(Y.shape)).T
+        f["X_test"] = (Yt + 0.1 * rng.standard_normal(Yt.shape)).T
+        f["X_test_clean"] = Yt.T
+        f.attrs["setting"], f.attrs["seed"], f.attrs["k"] = setting, seed, k
+    return generator, k, n
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--setting", type=int, default=1, choices=(1, 2))
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--samples", default="500,1000,2000")
+    p.add_argument("--test", type=int, default=500)
+    p.add_argument("--k", type=int, default=5, help="setting 2: latent dimension")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--methods", default="altmin,joint,mod,ksvd,online")
+    p.add_argument("--decode", default="500,5,0.03", help="steps,restarts,lr of the decodes")
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--dictlearn", default=os.path.join(REPO, "build", "dictlearn"))
+    a = p.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    mpi = ["mpirun", "-n", str(a.ranks), "--oversubscribe", a.dictlearn]
+    steps, restarts, lr = a.decode.split(",")
+    decode = ["--decode-steps", steps, "--decode-restarts", restarts, "--decode-lr", lr]
+
+    def dl(*args):
+        out = subprocess.run(mpi + [str(x) for x in args], check=True, env=env,
+                             capture_output=True, text=True, cwd=a.out)
+        return out.stdout
+
+    results = []
+    methods = [m for m in a.methods.split(",") if m]
+    sizes = [int(s) for s in a.samples.split(",")]
+    for seed in [int(s) for s in a.seeds.split(",")]:
+        data = os.path.join(a.out, "setting%d-seed%d.h5" % (a.setting, seed))
+        generator, k, n = make_data(data, a.setting, seed, max(sizes), a.test, a.k)
+        for size in sizes:
+            subset = data.replace(".h5", "-first%d.h5" % size)
+            with h5py.File(data) as f, h5py.File(subset, "w") as g:
+                g["X"] = f["X"][:size]
+            for method in methods:
+                model = os.path.join(a.out, "model-%s-seed%d-%d.h5" % (method, seed, size))
+                common = ["--input", subset + ":/X", "--epochs", a.epochs, "--seed", seed,
+                          "--batch-size", min(200, size), "--threads", 1, "--output", model]
+                if method in ("altmin", "joint"):
+                    dl("train", "--objective", "generative-prior", "--prior", generator,
+                       "--prior-update", method, "--learning-rate", 1e-2, *decode, *common)
+                    budget = []
+                elif method == "mod":
+                    dl("train", "--atoms", n, "--update", "mod", "--coder", "omp", "--nonzeros",
+                       k, *common)
+                    budget = ["--nonzeros", k]
+                elif method == "ksvd":
+                    dl("train", "--atoms", n, "--update", "ksvd", "--coder", "omp", "--nonzeros",
+                       k, *common)
+                    budget = ["--nonzeros", k]
+                else:
+                    dl("train", "--atoms", n, "--lambda", 0.1, *common)
+                    budget = ["--nonzeros", k]
+                report = dl("evaluate", "--dictionary", model, "--input", data + ":/X_test",
+                            "--clean", data + ":/X_test_clean", "--digits", 4, *budget,
+                            *(decode if not budget else []))
+                line = [l for l in report.splitlines() if l.startswith("mean squared error")][0]
+                error = float(line.split(",")[1].split()[0])  # per sample
+                results.append(dict(method=method, seed=seed, samples=size, error=error))
+                print("seed %d, %5d samples, %-7s error per sample %.4f" % (
+                    seed, size, method, error), flush=True)
+    table = ["| method | " + " | ".join("N = %d" % s for s in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for method in methods:
+        cells = []
+        for size in sizes:
+            e = [r["error"] for r in results if r["method"] == method and r["samples"] == size]
+            cells.append("%.4f +- %.4f" % (np.mean(e), np.std(e)))
+        table.append("| %s | %s |" % (method, " | ".join(cells)))
+    header = ("Setting %d, k = %d, %d test samples, seeds %s: mean ||y_clean - y_hat||^2 per "
+              "test sample, k parameters per sample rounded to 4 significant digits "
+              "(lower is better)." % (a.setting, k, a.test, a.seeds))
+    open(os.path.join(a.out, "results.md"), "w").write(header + "\n\n" + "\n".join(table) + "\n")
+    json.dump(results, open(os.path.join(a.out, "results.json"), "w"), indent=1)
+    print(header)
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
