@@ -111,7 +111,7 @@ def main():
         subprocess.run(command, check=True)
         L.append("## SVMs (scikit-learn; scripts/svm_table.py)")
         L.append("")
-        L += [line for line in open("svm.md").read().splitlines() if not line.startswith("<!--")]
+        L += [line for line in open("svm.md").read().splitlines() if line.startswith("|")]
         L.append("")
 
     L.append("## Cross-modal reconstruction")

@@ -146,7 +146,8 @@ constexpr const char* kUsage =
     "Sparse dictionary learning over MPI ranks (run with mpirun -n P).\n"
     "\n"
     "commands:\n"
-    "  train [CONFIG.yaml] [--key value ...]   learn a dictionary (online or MOD)\n"
+    "  train [CONFIG.yaml] [--key value ...]   learn a dictionary (online, MOD, Hebbian, K-SVD,\n"
+    "                                          task-driven, attributor, generative prior)\n"
     "  encode [CONFIG.yaml] --dictionary D.h5 --input X.h5[:/X] --output codes.h5\n"
     "                                          sparse codes of a dataset (CSR in HDF5)\n"
     "  evaluate --dictionary D.h5 --input X.h5 [--clean C.h5] --nonzeros K\n"
@@ -688,6 +689,68 @@ int run_reconstruct(const Communicator& comm, const std::vector<std::string>& ar
   return 0;
 }
 
+// encode with a generative-prior model: every sample's decoded z and G(z), as /z (N x k)
+// and /generated (N x n), plus /objective/total (||y - A G(z)||^2 per sample).
+int encode_generative_prior(const Communicator& comm, const RunConfig& config,
+                            DatasetReader& dictionary_file) {
+  const Matrix a = dictionary_file.read_all();  // m x n
+  std::string prior = config.prior;
+  if (prior.empty()) prior = dictionary_file.root_attribute("prior", "");
+  const GeneratorNetwork generator = load_generator(comm, prior);
+  DecodeOptions settings = config.prior_training.decode;
+  // The model's decode settings unless given here.
+  const std::pair<const char*, double*> recorded[] = {
+      {"decode-lr", &settings.optimizer.learning_rate}, {"decode-radius", &settings.radius}};
+  for (const auto& [key, field] : recorded) {
+    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
+    if (config.given.count(key) == 0 && !value.empty()) *field = value[0];
+  }
+  for (const char* key : {"decode-steps", "decode-restarts"}) {
+    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
+    if (config.given.count(key) == 0 && !value.empty())
+      (std::string(key) == "decode-steps" ? settings.steps : settings.restarts) = Index(value[0]);
+  }
+  Hdf5SampleSource source(comm, DatasetLocation::parse(config.inputs[0]));
+  comm.agree([&] {
+    validate(settings);
+    if (source.dim() != a.rows())
+      throw Error(cat("input '", source.describe(), "' has ", source.dim(),
+                      " features; the model's A is ", a.rows(), " x ", a.cols()));
+  });
+  const Index N = source.samples(), k = generator.input_dim();
+  const auto [first, last] = encode_rows(N, comm.rank(), comm.size());
+  Matrix y(source.dim(), last - first), z(k, last - first), generated, loss(1, last - first);
+  const double start = MPI_Wtime();
+  source.read_rows(first, last - first, y.data());
+  std::string failure;
+  try {
+    if (last > first) {
+      const DecodeResult decoded = decode(a, generator, y, first, settings);
+      z = decoded.codes;
+      loss.row(0) = decoded.loss.transpose();
+    }
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  comm.agree([&] {
+    if (!failure.empty()) throw Error(failure);
+  });
+  generated = last > first ? generator.forward(z) : Matrix(generator.output_dim(), 0);
+  double sums[1] = {loss.sum()};
+  comm.allreduce_sum(sums, 1);
+  const double seconds = MPI_Wtime() - start;
+  write_row_datasets(
+      comm, config.output, {{"/z", &z}, {"/generated", &generated}, {"/loss", &loss}}, N,
+      {{"dictionary", config.dictionary}, {"prior", prior}, {"objective", "generative-prior"}});
+  if (comm.is_root())
+    std::printf(
+        "decoded %lld samples (k = %lld): mean ||y - A G(z)||^2 %.6g, %.0f samples/s\n"
+        "wrote %s\n",
+        (long long)N, (long long)k, sums[0] / double(N), double(N) / std::max(seconds, 1e-9),
+        config.output.c_str());
+  return 0;
+}
+
 int run_encode(const Communicator& comm, const std::vector<std::string>& arguments) {
   RunConfig config;
   comm.agree([&] {
@@ -706,6 +769,8 @@ int run_encode(const Communicator& comm, const std::vector<std::string>& argumen
     if (!(config.read_chunk_mib > 0.0)) throw Error("read-chunk must be > 0 (MiB)");
   });
   DatasetReader dictionary_file(comm, DatasetLocation::parse(config.dictionary, "/dictionary"));
+  if (dictionary_file.root_attribute("objective", "reconstruction") == "generative-prior")
+    return encode_generative_prior(comm, config, dictionary_file);
   LinkedDictionary linked;
   comm.agree([&] { linked = read_linked_dictionary(dictionary_file); });
   if (config.given.count("normalize") == 0)

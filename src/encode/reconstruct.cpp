@@ -40,6 +40,14 @@ Matrix reconstruct_rows(const Communicator& comm, const LinkedDictionary& dictio
 void write_reconstruction(const Communicator& comm, const std::string& path, const Matrix& rows,
                           Index total_rows,
                           const std::vector<std::pair<std::string, std::string>>& attributes) {
+  write_row_datasets(comm, path, {{"/X", &rows}}, total_rows, attributes);
+}
+
+void write_row_datasets(const Communicator& comm, const std::string& path,
+                        const std::vector<std::pair<std::string, const Matrix*>>& datasets,
+                        Index total_rows,
+                        const std::vector<std::pair<std::string, std::string>>& attributes) {
+  const Matrix& rows = *datasets.front().second;
   h5::silence_library_errors();
   double pid = comm.is_root() ? double(getpid()) : 0.0;
   comm.broadcast(&pid, 1, 0);
@@ -52,9 +60,10 @@ void write_reconstruction(const Communicator& comm, const std::string& path, con
     comm.agree([&] {
       h5::Handle transfer = collective_transfer();
       // A d x n column-major block is n x d row-major: one sample per row.
-      write_rows_collective(file.get(), transfer.get(), "/X", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                            {hsize_t(total_rows), hsize_t(rows.rows())}, hsize_t(begin),
-                            hsize_t(rows.cols()), rows.data());
+      for (const auto& [name, block] : datasets)
+        write_rows_collective(file.get(), transfer.get(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                              {hsize_t(total_rows), hsize_t(block->rows())}, hsize_t(begin),
+                              hsize_t(block->cols()), block->data());
       file.close(cat("cannot close '", temporary, "'"));
     });
     comm.agree([&] {

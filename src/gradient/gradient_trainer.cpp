@@ -73,7 +73,17 @@ double agreed_seconds(const Communicator& comm, double seconds) {
 }
 
 // Extras of the per-minibatch reduction after the gradients.
-enum Extra : Index { kLoss = 0, kTaskLoss, kCorrect, kNonzeros, kSamples, kFailed, kStop, kCount };
+enum Extra : Index {
+  kLoss = 0,
+  kTaskLoss,
+  kReconstruction,
+  kCorrect,
+  kNonzeros,
+  kSamples,
+  kFailed,
+  kStop,
+  kCount
+};
 
 }  // namespace
 
@@ -279,6 +289,7 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
             std::copy_n(task_gradient.bias.data(), sizes[2], reduced.data() + sizes[0] + sizes[1]);
             extras[kLoss] = batch.task_loss + gradient.task.task_weight * batch.reconstruction;
             extras[kTaskLoss] = batch.task_loss;
+            extras[kReconstruction] = batch.reconstruction;
             extras[kCorrect] = double(batch.correct);
             extras[kNonzeros] = double(batch.nonzeros);
           } else {
@@ -333,6 +344,7 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
 
       state.objective_sum += extras[kLoss];
       state.task_loss_sum += extras[kTaskLoss];
+      state.reconstruction_sum += extras[kReconstruction];
       state.correct_sum += extras[kCorrect];
       state.nonzero_sum += extras[kNonzeros];
       state.sample_sum += batch;
@@ -356,6 +368,7 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
     record.task_loss = state.task_loss_sum / state.sample_sum;
     if (task && gradient.task.task != TaskKind::squared)
       record.accuracy = state.correct_sum / state.sample_sum;
+    if (task) record.reconstruction = state.reconstruction_sum / state.sample_sum;
     const double now = MPI_Wtime();
     record.seconds = state.epoch_seconds + agreed_seconds(comm, now - epoch_start);
     record.elapsed = state.elapsed + agreed_seconds(comm, now - start);
@@ -363,7 +376,7 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
     state.history.push_back(record);
     state.next_minibatch = 0;
     state.objective_sum = state.nonzero_sum = state.sample_sum = 0.0;
-    state.correct_sum = state.task_loss_sum = 0.0;
+    state.correct_sum = state.task_loss_sum = state.reconstruction_sum = 0.0;
     state.epoch_seconds = 0.0;
     bool finished = on_epoch && !on_epoch(record);
     if (options.tol > 0.0 && state.history.size() >= 2) {

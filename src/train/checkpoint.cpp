@@ -14,8 +14,8 @@
 namespace dictlearn {
 namespace {
 
-constexpr int kFormatVersion = 2;  // 2: task loss and accuracy in the history, extras
-constexpr Index kHistoryColumns = 9;
+constexpr int kFormatVersion = 3;  // 3: task loss, accuracy, reconstruction; extras
+constexpr Index kHistoryColumns = 10;
 
 std::string ring_member(const std::string& path, Index i) {
   return i == 0 ? path : path + "." + std::to_string(i);
@@ -36,7 +36,7 @@ Matrix history_matrix(const std::vector<EpochRecord>& history) {
   for (size_t e = 0; e < history.size(); ++e) {
     const EpochRecord& r = history[e];
     table.col(Index(e)) << double(r.epoch), r.objective, r.mean_nonzeros, r.seconds, r.elapsed,
-        r.samples_per_second, double(r.replaced_atoms), r.task_loss, r.accuracy;
+        r.samples_per_second, double(r.replaced_atoms), r.task_loss, r.accuracy, r.reconstruction;
   }
   return table;
 }
@@ -57,7 +57,7 @@ std::vector<double> state_scalars(const TrainState& s) {
   return {double(s.epoch),          double(s.next_minibatch), double(s.step), s.window_samples,
           double(s.window_batches), s.objective_sum,          s.nonzero_sum,  s.sample_sum,
           double(s.replaced),       s.epoch_seconds,          s.elapsed,      s.correct_sum,
-          s.task_loss_sum};
+          s.task_loss_sum,          s.reconstruction_sum};
 }
 
 void write_double_attribute_array(hid_t object, const char* name, const std::vector<double>& v) {
@@ -163,7 +163,7 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
     throw Error(cat(file_path, ": checkpoint format ", version.empty() ? -1 : version[0],
                     " is not the supported format ", kFormatVersion));
   const std::vector<double> scalars = read_double_attribute_array(root, "state", file_path);
-  if (scalars.size() != 13) throw Error(cat(file_path, ": malformed state attribute"));
+  if (scalars.size() != 14) throw Error(cat(file_path, ": malformed state attribute"));
   const std::vector<double> shape = read_double_attribute_array(root, "shape", file_path);
   if (shape.size() != 3) throw Error(cat(file_path, ": malformed shape attribute"));
   const Index K = Index(shape[0]), d = Index(shape[1]), epochs_done = Index(shape[2]);
@@ -181,6 +181,7 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
   s.elapsed = scalars[10];
   s.correct_sum = scalars[11];
   s.task_loss_sum = scalars[12];
+  s.reconstruction_sum = scalars[13];
   s.dictionary = read_matrix(root, "/dictionary", K, d, file_path);
   s.a = read_matrix(root, "/A", K, K, file_path);
   s.b = read_matrix(root, "/B", K, d, file_path);
@@ -198,6 +199,7 @@ TrainState read_state(const Communicator& comm, const std::string& file_path,
     r.replaced_atoms = Index(history(6, e));
     r.task_loss = history(7, e);
     r.accuracy = history(8, e);
+    r.reconstruction = history(9, e);
     s.history.push_back(r);
   }
   // Extras: names in one attribute, shapes (rows, cols) in another.

@@ -461,7 +461,8 @@ const std::set<std::string> kEncodeKeys = {
     "modalities", "lambda",         "positive-codes",  "nonzeros",   "tolerance",
     "coder-tol",  "coder-max-iter", "elastic-penalty", "loss",       "huber-delta",
     "loss-power", "lca-threshold",  "lca-tau",         "lca-dt",     "lca-steps",
-    "lca-tol",    "normalize",      "threads",         "read-chunk", "precision"};
+    "lca-tol",    "normalize",      "threads",         "read-chunk", "precision",
+    "prior",      "decode-steps",   "decode-restarts", "decode-lr",  "decode-radius"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {

@@ -38,7 +38,7 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
     writer.write_columns_as_rows("/dictionary", result.dictionary);
   }
   const bool gradient = config.gradient.objective != Objective::reconstruction;
-  std::vector<std::vector<double>> columns(gradient ? 9 : 7);
+  std::vector<std::vector<double>> columns(gradient ? 10 : 7);
   for (const EpochRecord& r : result.history) {
     columns[0].push_back(double(r.epoch));
     columns[1].push_back(r.objective);
@@ -50,6 +50,7 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
     if (gradient) {
       columns[7].push_back(r.task_loss);
       columns[8].push_back(r.accuracy);
+      columns[9].push_back(r.reconstruction);
     }
   }
   std::vector<std::string> names = {"epoch",   "objective",          "mean_nonzeros", "seconds",
@@ -57,6 +58,7 @@ void write_train_output(const std::string& path, const RunConfig& config, const 
   if (gradient) {
     names.push_back(config.gradient.objective == Objective::task ? "task_loss" : "loss");
     names.push_back("accuracy");
+    names.push_back("reconstruction");
   }
   // The other learned parameters, one row per output / atom as in scikit-learn.
   for (const auto& [name, matrix] : result.state.extras) {

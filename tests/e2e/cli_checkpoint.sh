@@ -113,7 +113,7 @@ expect_error "made with lambda = 0.1, this run has lambda = 0.3" --checkpoint ck
 expect_error "not a dictlearn checkpoint" --checkpoint full.h5 --resume yes
 cp ck2.h5 old-format.h5
 "$PYTHON" -c "import h5py, numpy as np; h5py.File('old-format.h5', 'a').attrs['format_version'] = np.array([0.0])"
-expect_error "checkpoint format 0 is not the supported format 2" --checkpoint old-format.h5 --resume yes
+expect_error "checkpoint format 0 is not the supported format 3" --checkpoint old-format.h5 --resume yes
 expect_error "no checkpoint at 'missing.h5'" --checkpoint missing.h5 --resume yes
 mkdir -p readonly && chmod 555 readonly
 if [ "$(id -u)" -ne 0 ]; then  # root ignores directory permissions

@@ -70,6 +70,7 @@ with h5py.File("task_1.h5") as f, h5py.File("task_2.h5") as g:
     h = f["history"]
     print("task loss by epoch", np.round(h["task_loss"], 4).tolist(), "accuracy", np.round(h["accuracy"], 3).tolist())
     assert h["task_loss"][-1] < h["task_loss"][0], h["task_loss"]
+    assert np.all(h["reconstruction"][...] > 0), h["reconstruction"]
     assert f["task_weights"].shape == (1, 7) and f["dictionary"].shape == (7, 13)
     assert np.linalg.norm(f["dictionary"][...], axis=1).max() <= 1 + 1e-12
     diff = max(np.abs(f[k][...] - g[k][...]).max() for k in ("dictionary", "task_weights", "task_bias"))

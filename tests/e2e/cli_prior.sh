@@ -41,6 +41,14 @@ assert np.abs(a["dictionary"][...] - b["dictionary"][...]).max() < 1e-6
 h = a["history"]["objective"]
 assert h[-1] < h[0], h[...]
 PY
+run_mpi 2 encode --dictionary prior_1.h5 --input s1.h5:/X_test "${DECODE[@]}" --output z.h5 \
+  >encode.log 2>&1 || { cat encode.log; fail "encode with the prior model"; }
+"$PYTHON" -c '
+import h5py, numpy as np
+f = h5py.File("z.h5")
+assert f["z"].shape == (200, 3) and f["generated"].shape == (200, 9)
+z = f["z"][...]
+assert np.allclose(f["generated"][...], np.hstack([z, z ** 2, np.sin(z)]))' || fail "encoded z and G(z)"
 run_mpi 2 train --synthetic-samples 8000 --synthetic-dim 20 --synthetic-atoms 40 \
   --synthetic-sparsity 3 --atoms 40 --update ksvd --coder omp --nonzeros 3 --epochs 30 \
   --threads 1 --output ksvd.h5 >ksvd.log 2>&1 || { cat ksvd.log; fail "K-SVD training"; }

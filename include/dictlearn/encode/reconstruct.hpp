@@ -28,4 +28,11 @@ void write_reconstruction(const Communicator& comm, const std::string& path, con
                           Index total_rows,
                           const std::vector<std::pair<std::string, std::string>>& attributes);
 
+/// Collective. The same for several datasets at once (every block has this rank's rows as
+/// columns, the same count in each).
+void write_row_datasets(const Communicator& comm, const std::string& path,
+                        const std::vector<std::pair<std::string, const Matrix*>>& datasets,
+                        Index total_rows,
+                        const std::vector<std::pair<std::string, std::string>>& attributes);
+
 }  // namespace dictlearn

@@ -105,6 +105,8 @@ struct EpochRecord {
   /// the training accuracy of the epoch (NaN when not applicable).
   double task_loss = std::numeric_limits<double>::quiet_NaN();
   double accuracy = std::numeric_limits<double>::quiet_NaN();
+  /// task objective: the mean reconstruction objective 0.5 L(x - D a) + penalties.
+  double reconstruction = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Everything a run needs to continue exactly where it stopped (see train/checkpoint.hpp).
@@ -126,7 +128,8 @@ struct TrainState {
   /// Further named matrices of other trainers (task weights, encoder, optimizer moments),
   /// checkpointed and checksummed with the rest.
   std::vector<std::pair<std::string, Matrix>> extras;
-  double correct_sum = 0.0, task_loss_sum = 0.0;  ///< epoch in progress (gradient trainers)
+  /// Epoch in progress (gradient trainers).
+  double correct_sum = 0.0, task_loss_sum = 0.0, reconstruction_sum = 0.0;
 };
 
 /// Where this rank's wall time went in this run (seconds; not checkpointed).
