@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <functional>
 
 #include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/core/blas.hpp"
@@ -18,31 +19,23 @@ double round_significant(double value, int digits) {
   return std::round(value * scale) / scale;
 }
 
-EvaluationResult evaluate_sparse(const Communicator& comm, SampleSource& input, SampleSource* clean,
-                                 const Matrix& dictionary, const EvaluateOptions& options) {
-  const Index N = input.samples(), d = input.dim(), K = dictionary.cols();
-  comm.agree([&] {
-    if (options.nonzeros < 1) throw Error("nonzeros must be >= 1 (the description budget k)");
-    if (dictionary.rows() != d)
-      throw Error(cat("the dictionary has ", dictionary.rows(), " features per atom; input '",
-                      input.describe(), "' has ", d));
-    if (clean != nullptr && (clean->samples() != N || clean->dim() != d))
-      throw Error(cat("clean data '", clean->describe(), "' is ", clean->samples(), " x ",
-                      clean->dim(), "; the input is ", N, " x ", d));
-  });
-  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  blas::set_num_threads(1);
-  CoderOptions coder;
-  coder.kind = CoderKind::omp;
-  coder.nonzeros = options.nonzeros;
-  MinibatchCoder encoder(coder, Precision::float64, K, d, threads);
-  encoder.set_dictionary(dictionary);
+namespace {
+
+// The loop both models share: every rank reads its rows in chunks (all ranks making the
+// same number of collective reads), `rebuild` turns a chunk of inputs into their
+// reconstructions from k rounded parameters per sample, and the squared errors against the
+// reference (clean data, else the input) are summed over all ranks.
+using Rebuild = std::function<Matrix(const Matrix& x, Index first_row)>;
+
+EvaluationResult evaluate_rows(const Communicator& comm, SampleSource& input, SampleSource* clean,
+                               const EvaluateOptions& options, const Rebuild& rebuild) {
+  const Index N = input.samples(), d = input.dim();
   const auto [first, last] = encode_rows(N, comm.rank(), comm.size());
   const Index chunk = std::max<Index>(1, options.chunk_rows);
   long long reads = (last - first + chunk - 1) / chunk;
   comm.allreduce_max(&reads, 1);
   double sums[2] = {0.0, 0.0};  // squared error, reference energy
-  Matrix x, reference, codes;
+  Matrix x, reference;
   std::string failure;
   double unused = 0.0;
   for (long long read = 0; read < reads; ++read) {
@@ -67,79 +60,10 @@ EvaluationResult evaluate_sparse(const Communicator& comm, SampleSource& input, 
     }
     normalize_samples(options.normalize, x);
     if (clean != nullptr) normalize_samples(options.normalize, reference);
-    encoder.encode(x, codes);
-    for (Index i = 0; i < codes.size(); ++i)
-      codes.data()[i] = round_significant(codes.data()[i], options.digits);
-    Matrix residual = clean != nullptr ? reference : x;
-    sums[1] += residual.squaredNorm();
-    blas::gemm(false, false, -1.0, dictionary, codes, 1.0, residual);
-    sums[0] += residual.squaredNorm();
-  }
-  comm.agree([&] {
-    if (!failure.empty()) throw Error(failure);
-  });
-  comm.allreduce_sum(sums, 2);
-  EvaluationResult result;
-  result.samples = N;
-  result.features = d;
-  result.squared_error = sums[0];
-  result.reference_energy = sums[1];
-  result.mean_squared_error = sums[0] / (double(N) * double(d));
-  result.mean_sample_error = sums[0] / double(N);
-  result.relative_error = sums[1] > 0.0 ? sums[0] / sums[1] : 0.0;
-  if (options.peak > 0.0)
-    result.psnr = 10.0 * std::log10(options.peak * options.peak /
-                                    std::max(result.mean_squared_error, 1e-300));
-  return result;
-}
-
-EvaluationResult evaluate_generative(const Communicator& comm, SampleSource& input,
-                                     SampleSource* clean, const Matrix& dictionary,
-                                     const GeneratorNetwork& generator,
-                                     const DecodeOptions& settings,
-                                     const EvaluateOptions& options) {
-  const Index N = input.samples(), d = input.dim();
-  comm.agree([&] {
-    validate(settings);
-    if (dictionary.rows() != d || dictionary.cols() != generator.output_dim())
-      throw Error(cat("the dictionary A is ", dictionary.rows(), " x ", dictionary.cols(),
-                      "; input '", input.describe(), "' and the generator need ", d, " x ",
-                      generator.output_dim()));
-    if (clean != nullptr && (clean->samples() != N || clean->dim() != d))
-      throw Error(cat("clean data '", clean->describe(), "' is ", clean->samples(), " x ",
-                      clean->dim(), "; the input is ", N, " x ", d));
-  });
-  blas::set_num_threads(1);
-  const auto [first, last] = encode_rows(N, comm.rank(), comm.size());
-  const Index chunk = std::max<Index>(1, options.chunk_rows);
-  long long reads = (last - first + chunk - 1) / chunk;
-  comm.allreduce_max(&reads, 1);
-  double sums[2] = {0.0, 0.0};
-  Matrix x, reference;
-  std::string failure;
-  double unused = 0.0;
-  for (long long read = 0; read < reads; ++read) {
-    const Index begin = std::min(last, first + Index(read) * chunk);
-    const Index count = std::min(chunk, last - begin);
-    if (count == 0) {
-      input.read_rows(0, 0, &unused);
-      if (clean != nullptr) clean->read_rows(0, 0, &unused);
-      continue;
-    }
-    x.resize(d, count);
-    input.read_rows(begin, count, x.data());
-    if (clean != nullptr) {
-      reference.resize(d, count);
-      clean->read_rows(begin, count, reference.data());
-    }
-    if (!failure.empty()) continue;
     try {
-      DecodeResult decoded = decode(dictionary, generator, x, begin, settings);
-      for (Index i = 0; i < decoded.codes.size(); ++i)
-        decoded.codes.data()[i] = round_significant(decoded.codes.data()[i], options.digits);
       Matrix residual = clean != nullptr ? reference : x;
       sums[1] += residual.squaredNorm();
-      blas::gemm(false, false, -1.0, dictionary, generator.forward(decoded.codes), 1.0, residual);
+      residual -= rebuild(x, begin);
       sums[0] += residual.squaredNorm();
     } catch (const std::exception& error) {
       failure = error.what();
@@ -161,6 +85,64 @@ EvaluationResult evaluate_generative(const Communicator& comm, SampleSource& inp
     result.psnr = 10.0 * std::log10(options.peak * options.peak /
                                     std::max(result.mean_squared_error, 1e-300));
   return result;
+}
+
+void round_all(Matrix& values, int digits) {
+  for (Index i = 0; i < values.size(); ++i)
+    values.data()[i] = round_significant(values.data()[i], digits);
+}
+
+}  // namespace
+
+EvaluationResult evaluate_sparse(const Communicator& comm, SampleSource& input, SampleSource* clean,
+                                 const Matrix& dictionary, const EvaluateOptions& options) {
+  const Index N = input.samples(), d = input.dim(), K = dictionary.cols();
+  comm.agree([&] {
+    if (options.nonzeros < 1) throw Error("nonzeros must be >= 1 (the description budget k)");
+    if (dictionary.rows() != d)
+      throw Error(cat("the dictionary has ", dictionary.rows(), " features per atom; input '",
+                      input.describe(), "' has ", d));
+    if (clean != nullptr && (clean->samples() != N || clean->dim() != d))
+      throw Error(cat("clean data '", clean->describe(), "' is ", clean->samples(), " x ",
+                      clean->dim(), "; the input is ", N, " x ", d));
+  });
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  blas::set_num_threads(1);
+  CoderOptions coder;
+  coder.kind = CoderKind::omp;
+  coder.nonzeros = options.nonzeros;
+  MinibatchCoder encoder(coder, Precision::float64, K, d, threads);
+  encoder.set_dictionary(dictionary);
+  Matrix codes;
+  return evaluate_rows(comm, input, clean, options, [&](const Matrix& x, Index) {
+    encoder.encode(x, codes);
+    round_all(codes, options.digits);
+    return Matrix(dictionary * codes);
+  });
+}
+
+EvaluationResult evaluate_generative(const Communicator& comm, SampleSource& input,
+                                     SampleSource* clean, const Matrix& dictionary,
+                                     const GeneratorNetwork& generator,
+                                     const DecodeOptions& settings,
+                                     const EvaluateOptions& options) {
+  const Index N = input.samples(), d = input.dim();
+  comm.agree([&] {
+    validate(settings);
+    if (dictionary.rows() != d || dictionary.cols() != generator.output_dim())
+      throw Error(cat("the dictionary A is ", dictionary.rows(), " x ", dictionary.cols(),
+                      "; input '", input.describe(), "' and the generator need ", d, " x ",
+                      generator.output_dim()));
+    if (clean != nullptr && (clean->samples() != N || clean->dim() != d))
+      throw Error(cat("clean data '", clean->describe(), "' is ", clean->samples(), " x ",
+                      clean->dim(), "; the input is ", N, " x ", d));
+  });
+  blas::set_num_threads(1);
+  return evaluate_rows(comm, input, clean, options, [&](const Matrix& x, Index first_row) {
+    DecodeResult decoded = decode(dictionary, generator, x, first_row, settings);
+    round_all(decoded.codes, options.digits);
+    return Matrix(dictionary * generator.forward(decoded.codes));
+  });
 }
 
 }  // namespace dictlearn

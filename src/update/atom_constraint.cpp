@@ -25,57 +25,38 @@ Index AtomConstraint::rows() const {
   return blocks_.empty() ? 0 : blocks_.back().begin + blocks_.back().size;
 }
 
-void AtomConstraint::project(Index k, double* atom, Index d) const {
+namespace {
+
+// Scales `part` (size values) to norm `radius`: always (normalize) or only when it is longer
+// (project). A zero part stays zero.
+void scale_part(double* part, Index size, double radius, bool only_if_longer) {
+  double squares = 0.0;
+  for (Index i = 0; i < size; ++i) squares += part[i] * part[i];
+  if (squares == 0.0 || (only_if_longer && squares <= radius * radius)) return;
+  const double scale = radius / std::sqrt(squares);
+  for (Index i = 0; i < size; ++i) part[i] *= scale;
+}
+
+}  // namespace
+
+void AtomConstraint::apply(Index k, double* atom, Index d, bool only_if_longer) const {
   if (blocks_.empty()) {
-    double squares = 0.0;
-    for (Index i = 0; i < d; ++i) squares += atom[i] * atom[i];
-    if (squares > 1.0) {
-      const double scale = 1.0 / std::sqrt(squares);
-      for (Index i = 0; i < d; ++i) atom[i] *= scale;
-    }
+    scale_part(atom, d, 1.0, only_if_longer);
     return;
   }
   DICTLEARN_ASSERT(d == rows());
   for (const AtomBlock& block : blocks_) {
     double* part = atom + block.begin;
-    if (block.fixed) {
+    if (block.fixed)
       for (Index i = 0; i < block.size; ++i) part[i] = block.values(i, k);
-      continue;
-    }
-    double squares = 0.0;
-    for (Index i = 0; i < block.size; ++i) squares += part[i] * part[i];
-    if (squares > block.radius * block.radius) {
-      const double scale = block.radius / std::sqrt(squares);
-      for (Index i = 0; i < block.size; ++i) part[i] *= scale;
-    }
+    else
+      scale_part(part, block.size, block.radius, only_if_longer);
   }
 }
 
-void AtomConstraint::normalize(Index k, double* atom, Index d) const {
-  if (blocks_.empty()) {
-    double squares = 0.0;
-    for (Index i = 0; i < d; ++i) squares += atom[i] * atom[i];
-    if (squares > 0.0) {
-      const double scale = 1.0 / std::sqrt(squares);
-      for (Index i = 0; i < d; ++i) atom[i] *= scale;
-    }
-    return;
-  }
-  DICTLEARN_ASSERT(d == rows());
-  for (const AtomBlock& block : blocks_) {
-    double* part = atom + block.begin;
-    if (block.fixed) {
-      for (Index i = 0; i < block.size; ++i) part[i] = block.values(i, k);
-      continue;
-    }
-    double squares = 0.0;
-    for (Index i = 0; i < block.size; ++i) squares += part[i] * part[i];
-    if (squares > 0.0) {
-      const double scale = block.radius / std::sqrt(squares);
-      for (Index i = 0; i < block.size; ++i) part[i] *= scale;
-    }
-  }
-}
+void AtomConstraint::project(Index k, double* atom, Index d) const { apply(k, atom, d, true); }
+
+void AtomConstraint::normalize(Index k, double* atom, Index d) const { apply(k, atom, d, false); }
 
 void AtomConstraint::normalize_all(Matrix& dictionary) const {
   for (Index k = 0; k < dictionary.cols(); ++k)

@@ -51,6 +51,7 @@ class AtomConstraint {
   void normalize_all(Matrix& dictionary) const;
 
  private:
+  void apply(Index k, double* atom, Index d, bool only_if_longer) const;
   std::vector<AtomBlock> blocks_;
 };
 
