@@ -197,8 +197,9 @@ const std::vector<KeyHandler>& handlers() {
       choice_key(
           "objective",
           "what train minimises: reconstruction (sufficient statistics: online, mod, "
-          "hebbian), task (a supervised loss through the codes, needs --labels) or "
-          "attributor (softmax encoder + linear decoder)",
+          "hebbian, ksvd), task (a supervised loss through the codes, needs --labels), "
+          "attributor (softmax encoder + linear decoder) or generative-prior (y = A G(z), "
+          "needs --prior)",
           parse_objective, [](Objective o) { return to_string(o); },
           [](RunConfig& c) -> Objective& { return c.gradient.objective; }),
       text_key("labels",
@@ -229,7 +230,8 @@ const std::vector<KeyHandler>& handlers() {
           "optimizer", "objectives task / attributor: adam or gradient (projected)",
           parse_optimizer, [](OptimizerOptions::Kind k) { return to_string(k); },
           [](RunConfig& c) -> OptimizerOptions::Kind& { return c.gradient.optimizer.kind; }),
-      number_key("learning-rate", "objectives task / attributor: step size",
+      number_key("learning-rate",
+                 "objectives task, attributor, generative-prior (joint): step size",
                  [](RunConfig& c) -> double& { return c.gradient.optimizer.learning_rate; }),
       number_key("beta1", "adam: first-moment decay",
                  [](RunConfig& c) -> double& { return c.gradient.optimizer.beta1; }),
