@@ -58,37 +58,9 @@ struct ClassifyArguments {
   LogisticRegressionOptions solver;  // solver.classes = 0 until known
 };
 
-double parse_real(const std::string& key, const std::string& text) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(value))
-    throw Error(cat(key, ": expected a number, got '", text, "'"));
-  return value;
-}
-
-long long parse_integer(const std::string& key, const std::string& text, long long least) {
-  char* end = nullptr;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || value < least)
-    throw Error(cat(key, ": expected an integer >= ", least, ", got '", text, "'"));
-  return value;
-}
-
 ClassifyArguments parse_arguments(const std::vector<std::string>& arguments) {
   ClassifyArguments parsed;
-  for (size_t i = 0; i < arguments.size(); ++i) {
-    std::string key = arguments[i], value;
-    if (const size_t equals = key.find('=');
-        key.rfind("--", 0) == 0 && equals != std::string::npos) {
-      value = key.substr(equals + 1);  // --key=value
-      key = key.substr(0, equals);
-    } else {
-      if (key.rfind("--", 0) != 0)
-        throw Error(cat("classify: unexpected argument '", key,
-                        "' (options are --key value; see dictlearn classify --help)"));
-      if (i + 1 >= arguments.size()) throw Error(cat(key, ": missing value"));
-      value = arguments[++i];
-    }
+  for (const auto& [key, value] : option_pairs(arguments, "classify")) {
     if (key == "--train") {
       parsed.train = value;
     } else if (key == "--train-labels") {

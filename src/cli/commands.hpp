@@ -3,11 +3,20 @@
 // arguments after the command name, runs on every rank and returns the exit status; errors
 // agreed across ranks are thrown as AgreedError (main prints them once, from rank 0).
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dictlearn/parallel/communicator.hpp"
 
 namespace dictlearn::cli {
+
+/// The `--key value` (or `--key=value`) pairs of a sub-command whose options all take a
+/// value, in order. Throws Error on a stray word or a key without its value.
+std::vector<std::pair<std::string, std::string>> option_pairs(
+    const std::vector<std::string>& arguments, const std::string& command);
+/// A finite number / an integer >= least; Error naming `key` otherwise.
+double parse_real(const std::string& key, const std::string& text);
+long long parse_integer(const std::string& key, const std::string& text, long long least);
 
 /// `dictlearn classify`: multinomial logistic regression (l2) on sparse codes or raw data.
 int run_classify(const Communicator& comm, const std::vector<std::string>& args);

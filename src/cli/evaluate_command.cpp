@@ -39,17 +39,7 @@ int run_evaluate(const Communicator& comm, const std::vector<std::string>& argum
   EvaluateOptions options;
   DecodeOptions decode;
   comm.agree([&] {
-    const auto number = [](const std::string& key, const std::string& text) {
-      char* end = nullptr;
-      const double value = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end != '\0' || !(value >= 0.0))
-        throw Error(cat("--", key, ": expected a number >= 0, got '", text, "'"));
-      return value;
-    };
-    for (size_t i = 0; i < arguments.size(); i += 2) {
-      const std::string& key = arguments[i];
-      if (i + 1 >= arguments.size()) throw Error(cat(key, ": missing value"));
-      const std::string& value = arguments[i + 1];
+    for (const auto& [key, value] : option_pairs(arguments, "evaluate")) {
       if (key == "--dictionary")
         dictionary_path = value;
       else if (key == "--input")
@@ -61,21 +51,21 @@ int run_evaluate(const Communicator& comm, const std::vector<std::string>& argum
       else if (key == "--normalize")
         normalize = value;
       else if (key == "--nonzeros")
-        options.nonzeros = Index(number("nonzeros", value));
+        options.nonzeros = Index(parse_integer(key, value, 0));
       else if (key == "--digits")
-        options.digits = int(number("digits", value));
+        options.digits = int(parse_integer(key, value, 0));
       else if (key == "--peak")
-        options.peak = number("peak", value);
+        options.peak = parse_real(key, value);
       else if (key == "--threads")
-        options.threads = int(number("threads", value));
+        options.threads = int(parse_integer(key, value, 0));
       else if (key == "--prior")
         prior = value;
       else if (key == "--decode-steps")
-        decode.steps = Index(number("decode-steps", value));
+        decode.steps = Index(parse_integer(key, value, 1));
       else if (key == "--decode-restarts")
-        decode.restarts = Index(number("decode-restarts", value));
+        decode.restarts = Index(parse_integer(key, value, 1));
       else if (key == "--decode-lr")
-        decode.optimizer.learning_rate = number("decode-lr", value);
+        decode.optimizer.learning_rate = parse_real(key, value);
       else
         throw Error(cat("evaluate: unknown option '", key, "' (see dictlearn evaluate --help)"));
     }

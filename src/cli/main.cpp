@@ -502,39 +502,29 @@ int run_montage(const Communicator& comm, const std::vector<std::string>& argume
   Index modality = -1, samples = 10;
   MontageOptions options;
   comm.agree([&] {
-    const auto integer = [](const std::string& key, const std::string& text) {
-      char* end = nullptr;
-      const long long value = std::strtoll(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0' || value < 0)
-        throw Error(cat("--", key, ": expected a number >= 0, got '", text, "'"));
-      return Index(value);
-    };
-    for (size_t i = 0; i < arguments.size(); i += 2) {
-      const std::string& key = arguments[i];
-      if (i + 1 >= arguments.size()) throw Error(cat(key, ": missing value"));
-      const std::string& value = arguments[i + 1];
+    for (const auto& [key, value] : cli::option_pairs(arguments, "montage")) {
       if (key == "--dictionary") {
         dictionary_path = value;
       } else if (key == "--output") {
         output = value;
       } else if (key == "--columns") {
-        options.columns = integer("columns", value);
+        options.columns = Index(cli::parse_integer(key, value, 0));
       } else if (key == "--padding") {
-        options.padding = integer("padding", value);
+        options.padding = Index(cli::parse_integer(key, value, 0));
       } else if (key == "--modality") {
-        modality = integer("modality", value);
+        modality = Index(cli::parse_integer(key, value, 0));
       } else if (key == "--codes") {
         codes_path = value;
       } else if (key == "--input") {
         inputs.push_back(value);
       } else if (key == "--samples") {
-        samples = integer("samples", value);
+        samples = Index(cli::parse_integer(key, value, 1));
       } else if (key == "--shape") {
         const size_t x = value.find('x');
         if (x == std::string::npos)
           throw Error(cat("--shape: expected HxW (e.g. 28x28), got '", value, "'"));
-        options.height = integer("shape", value.substr(0, x));
-        options.width = integer("shape", value.substr(x + 1));
+        options.height = Index(cli::parse_integer(key, value.substr(0, x), 1));
+        options.width = Index(cli::parse_integer(key, value.substr(x + 1), 1));
       } else {
         throw Error(cat("montage: unknown option '", key, "' (see dictlearn montage --help)"));
       }
@@ -643,10 +633,7 @@ int run_reconstruct(const Communicator& comm, const std::vector<std::string>& ar
   std::string dictionary_path, codes_path, output;
   Index modality = -1;
   comm.agree([&] {
-    for (size_t i = 0; i < arguments.size(); i += 2) {
-      const std::string& key = arguments[i];
-      if (i + 1 >= arguments.size()) throw Error(cat(key, ": missing value"));
-      const std::string& value = arguments[i + 1];
+    for (const auto& [key, value] : cli::option_pairs(arguments, "reconstruct")) {
       if (key == "--dictionary") {
         dictionary_path = value;
       } else if (key == "--codes") {
@@ -654,11 +641,7 @@ int run_reconstruct(const Communicator& comm, const std::vector<std::string>& ar
       } else if (key == "--output") {
         output = value;
       } else if (key == "--modality") {
-        char* end = nullptr;
-        const long long number = std::strtoll(value.c_str(), &end, 10);
-        if (value.empty() || *end != '\0' || number < 0)
-          throw Error(cat("--modality: expected a number >= 0, got '", value, "'"));
-        modality = Index(number);
+        modality = Index(cli::parse_integer(key, value, 0));
       } else {
         throw Error(
             cat("reconstruct: unknown option '", key, "' (see dictlearn reconstruct --help)"));

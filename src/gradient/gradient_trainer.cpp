@@ -67,11 +67,6 @@ Matrix as_column(const std::vector<double>& values) {
   return Eigen::Map<const Matrix>(values.data(), Index(values.size()), 1);
 }
 
-double agreed_seconds(const Communicator& comm, double seconds) {
-  comm.broadcast(&seconds, 1, 0);
-  return seconds;
-}
-
 // Extras of the per-minibatch reduction after the gradients.
 enum Extra : Index {
   kLoss = 0,
@@ -379,11 +374,7 @@ TrainResult train_gradient(const Communicator& comm, SampleSource& data, SampleS
     state.correct_sum = state.task_loss_sum = state.reconstruction_sum = 0.0;
     state.epoch_seconds = 0.0;
     bool finished = on_epoch && !on_epoch(record);
-    if (options.tol > 0.0 && state.history.size() >= 2) {
-      const double previous = state.history[state.history.size() - 2].objective;
-      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous))
-        finished = true;
-    }
+    if (objective_converged(state.history, options.tol)) finished = true;
     if (finished) {
       state.epoch = options.epochs;
       break;

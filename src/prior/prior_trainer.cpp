@@ -148,13 +148,12 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
     record.epoch = epoch + 1;
     record.objective = sums[0] / std::max(sums[1], 1.0);
     record.mean_nonzeros = double(k);
-    double seconds[2] = {MPI_Wtime() - epoch_start, MPI_Wtime() - start};
-    comm.broadcast(seconds, 2, 0);
-    record.seconds = seconds[0];
-    record.elapsed = seconds[1];
-    record.samples_per_second = sums[1] / std::max(seconds[0], 1e-9);
+    const double now = MPI_Wtime();
+    record.seconds = agreed_seconds(comm, now - epoch_start);
+    record.elapsed = agreed_seconds(comm, now - start);
+    record.samples_per_second = sums[1] / std::max(record.seconds, 1e-9);
     state.history.push_back(record);
-    if (on_epoch && !on_epoch(record)) break;
+    if ((on_epoch && !on_epoch(record)) || objective_converged(state.history, options.tol)) break;
   }
   state.epoch = options.epochs;
   state.dictionary = a;

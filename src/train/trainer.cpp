@@ -114,13 +114,18 @@ void apply_constraint(const AtomConstraint& constraint, Matrix& atoms) {
   if (!constraint.plain()) constraint.normalize_all(atoms);
 }
 
-// Rank 0's clock, so that every rank records (and checkpoints) the same timings.
+}  // namespace
+
 double agreed_seconds(const Communicator& comm, double seconds) {
   comm.broadcast(&seconds, 1, 0);
   return seconds;
 }
 
-}  // namespace
+bool objective_converged(const std::vector<EpochRecord>& history, double tol) {
+  if (!(tol > 0.0) || history.size() < 2) return false;
+  const double previous = history[history.size() - 2].objective;
+  return std::abs(previous - history.back().objective) <= tol * std::abs(previous);
+}
 
 TrainResult train(const Communicator& comm, SampleSource& source, const TrainOptions& options,
                   const Matrix& initial_dictionary, const EpochCallback& on_epoch,
@@ -395,12 +400,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     state.replaced = 0;
     state.epoch_seconds = 0.0;
     bool finished = on_epoch && !on_epoch(record);
-    // Relative change of the epoch objective (identical on every rank: reduced values).
-    if (options.tol > 0.0 && state.history.size() >= 2) {
-      const double previous = state.history[state.history.size() - 2].objective;
-      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous))
-        finished = true;
-    }
+    if (objective_converged(state.history, options.tol)) finished = true;
     if (finished) {
       state.epoch = options.epochs;  // a finished run resumes to nothing
       break;

@@ -84,12 +84,6 @@ AtomCodes by_atom(const SampleCodes& codes, Index K) {
   return out;
 }
 
-// Rank 0's clock, so that every rank records the same timings.
-double agreed_seconds(const Communicator& comm, double seconds) {
-  comm.broadcast(&seconds, 1, 0);
-  return seconds;
-}
-
 }  // namespace
 
 AtomCodes atom_codes_from_dense(const Matrix& codes) {
@@ -452,12 +446,7 @@ TrainResult train_ksvd(const Communicator& comm, SampleSource& source, const Tra
     record.replaced_atoms = sweep.replaced;
     state.history.push_back(record);
     bool finished = on_epoch && !on_epoch(record);
-    // Relative change of the epoch objective (identical on every rank: reduced values).
-    if (options.tol > 0.0 && state.history.size() >= 2) {
-      const double previous = state.history[state.history.size() - 2].objective;
-      if (std::abs(previous - record.objective) <= options.tol * std::abs(previous))
-        finished = true;
-    }
+    if (objective_converged(state.history, options.tol)) finished = true;
     if (finished) {
       state.epoch = options.epochs;
       break;

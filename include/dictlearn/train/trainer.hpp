@@ -167,4 +167,13 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
 /// Throws Error naming the first invalid option (ranges and combinations).
 void validate(const TrainOptions& options);
 
+/// Rank 0's clock reading, broadcast: every rank records (and checkpoints) the same times.
+/// Collective. Shared by the trainers.
+double agreed_seconds(const Communicator& comm, double seconds);
+
+/// The `tol` stopping rule of every trainer: the last epoch's objective changed by at most
+/// tol relative to the one before (false for tol <= 0 or fewer than two epochs). The
+/// objectives are reduced values, so every rank decides the same.
+bool objective_converged(const std::vector<EpochRecord>& history, double tol);
+
 }  // namespace dictlearn
