@@ -11,12 +11,14 @@ number of training samples seen.
 
 Usage: generative_prior_experiment.py --out DIR [--setting 1|2] [--seeds 0,1]
        [--samples 500,1000,2000] [--k 5 (setting 2)] [--methods altmin,joint,mod,ksvd,online]
-Writes DIR/results.md (table: method x samples, mean +- sd over seeds) and results.json.
+Writes DIR/results.json, DIR/results.md (method x samples, mean +- sd over seeds; every run;
+how often altmin and joint beat both MOD and K-SVD) and DIR/results.png (error versus N).
 """
 import argparse
 import json
 import os
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -60,19 +62,41 @@ def main():
     p.add_argument("--samples", default="500,1000,2000")
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--k", type=int, default=5, help="setting 2: latent dimension")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--methods", default="altmin,joint,mod,ksvd,online")
-    p.add_argument("--decode", default="500,5,0.03", help="steps,restarts,lr of the decodes")
+    p.add_argument("--decode", default=None,
+                   help="steps,restarts,lr,screen steps,Gauss-Newton polish of the decodes "
+                   "(default: setting 1 500,20,0.03,50,0; setting 2 200,16,0.03,50,60)")
+    p.add_argument("--inits", default="6,8",
+                   help="generative prior: initialisations of A tried, epochs each")
+    p.add_argument("--joint-lr", type=float, default=None,
+                   help="joint: Adam step size on A (default: setting 1 1e-2, setting 2 3e-3)")
+    p.add_argument("--joint-weight-decay", type=float, default=None,
+                   help="joint: decoupled weight decay on A (default: setting 1 0, setting 2 1; "
+                   "in setting 2 A is only determined on the 5-dimensional range of M, and "
+                   "unregularised it grows large cancelling columns that magnify rounding)")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--dictlearn", default=os.path.join(REPO, "build", "dictlearn"))
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite results.md and results.png from OUT/results.json")
     a = p.parse_args()
+    if a.report_only:
+        return report(a.out)
     os.makedirs(a.out, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if os.geteuid() == 0:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     mpi = ["mpirun", "-n", str(a.ranks), "--oversubscribe", a.dictlearn]
-    steps, restarts, lr = a.decode.split(",")
-    decode = ["--decode-steps", steps, "--decode-restarts", restarts, "--decode-lr", lr]
+    if a.decode is None:
+        a.decode = "500,20,0.03,50,0" if a.setting == 1 else "200,16,0.03,50,60"
+    if a.joint_lr is None:
+        a.joint_lr = 1e-2 if a.setting == 1 else 3e-3
+    if a.joint_weight_decay is None:
+        a.joint_weight_decay = 0.0 if a.setting == 1 else 1.0
+    steps, restarts, lr, screen, polish = a.decode.split(",")
+    decode = ["--decode-steps", steps, "--decode-restarts", restarts, "--decode-lr", lr,
+              "--decode-screen", screen, "--decode-polish", polish]
+    inits, init_epochs = a.inits.split(",")
 
     def dl(*args):
         out = subprocess.run(mpi + [str(x) for x in args], check=True, env=env,
@@ -95,7 +119,9 @@ def main():
                           "--batch-size", min(200, size), "--threads", 1, "--output", model]
                 if method in ("altmin", "joint"):
                     dl("train", "--objective", "generative-prior", "--prior", generator,
-                       "--prior-update", method, "--learning-rate", 1e-2, *decode, *common)
+                       "--prior-update", method, "--learning-rate", a.joint_lr,
+                       "--weight-decay", a.joint_weight_decay, *decode,
+                       "--prior-inits", inits, "--prior-init-epochs", init_epochs, *common)
                     budget = []
                 elif method == "mod":
                     dl("train", "--atoms", n, "--update", "mod", "--coder", "omp", "--nonzeros",
@@ -108,29 +134,77 @@ def main():
                 else:
                     dl("train", "--atoms", n, "--lambda", 0.1, *common)
                     budget = ["--nonzeros", k]
-                report = dl("evaluate", "--dictionary", model, "--input", data + ":/X_test",
+                evaluated = dl("evaluate", "--dictionary", model, "--input", data + ":/X_test",
                             "--clean", data + ":/X_test_clean", "--digits", 4, *budget,
                             *(decode if not budget else []))
-                line = [l for l in report.splitlines() if l.startswith("mean squared error")][0]
+                line = [l for l in evaluated.splitlines() if l.startswith("mean squared error")][0]
                 error = float(line.split(",")[1].split()[0])  # per sample
                 results.append(dict(method=method, seed=seed, samples=size, error=error))
                 print("seed %d, %5d samples, %-7s error per sample %.4f" % (
                     seed, size, method, error), flush=True)
-    table = ["| method | " + " | ".join("N = %d" % s for s in sizes) + " |",
+    header = ("Setting %d, k = %d, %d test samples, seeds %s, %d epochs: mean ||y_clean - y_hat||^2 "
+              "per test sample, k parameters per sample rounded to 4 significant digits (lower "
+              "is better)." % (a.setting, k, a.test, a.seeds, a.epochs))
+    json.dump(dict(header=header, command=" ".join(sys.argv), runs=results),
+              open(os.path.join(a.out, "results.json"), "w"), indent=1)
+    report(a.out)
+
+
+def report(out):
+    """results.md (mean +- sd table, per-seed table, the paper's ordering per run) and
+    results.png (error versus training samples) from out/results.json."""
+    saved = json.load(open(os.path.join(out, "results.json")))
+    runs = saved["runs"]
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    sizes = sorted(set(r["samples"] for r in runs))
+    seeds = sorted(set(r["seed"] for r in runs))
+    error = {(r["method"], r["seed"], r["samples"]): r["error"] for r in runs}
+    lines = [saved["header"], "", "Command: `%s`" % saved.get("command", "?"), "",
+             "| method | " + " | ".join("N = %d" % n for n in sizes) + " |",
              "|---|" + "---|" * len(sizes)]
-    for method in methods:
+    for m in methods:
         cells = []
-        for size in sizes:
-            e = [r["error"] for r in results if r["method"] == method and r["samples"] == size]
-            cells.append("%.4f +- %.4f" % (np.mean(e), np.std(e)))
-        table.append("| %s | %s |" % (method, " | ".join(cells)))
-    header = ("Setting %d, k = %d, %d test samples, seeds %s: mean ||y_clean - y_hat||^2 per "
-              "test sample, k parameters per sample rounded to 4 significant digits "
-              "(lower is better)." % (a.setting, k, a.test, a.seeds))
-    open(os.path.join(a.out, "results.md"), "w").write(header + "\n\n" + "\n".join(table) + "\n")
-    json.dump(results, open(os.path.join(a.out, "results.json"), "w"), indent=1)
-    print(header)
-    print("\n".join(table))
+        for n in sizes:
+            e = [error[(m, s, n)] for s in seeds if (m, s, n) in error]
+            cells.append("%.4g +- %.2g" % (np.mean(e), np.std(e)))
+        lines.append("| %s | %s |" % (m, " | ".join(cells)))
+    lines += ["", "Per run:", "", "| seed | N | " + " | ".join(methods) + " |",
+              "|---|---|" + "---|" * len(methods)]
+    for s in seeds:
+        for n in sizes:
+            lines.append("| %d | %d | %s |" % (s, n, " | ".join(
+                "%.4g" % error[(m, s, n)] if (m, s, n) in error else "" for m in methods)))
+    baselines = [m for m in ("mod", "ksvd") if m in methods]
+    for prior in [m for m in ("altmin", "joint") if m in methods]:
+        if not baselines:
+            break
+        cases = [(s, n) for s in seeds for n in sizes
+                 if (prior, s, n) in error and all((b, s, n) in error for b in baselines)]
+        wins = sum(error[(prior, s, n)] < min(error[(b, s, n)] for b in baselines)
+                   for s, n in cases)
+        lines.append("\n%s below both %s in %d of %d runs." % (
+            prior, " and ".join(baselines), wins, len(cases)))
+    open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        mean = [np.mean([error[(m, s, n)] for s in seeds if (m, s, n) in error]) for n in sizes]
+        sd = [np.std([error[(m, s, n)] for s in seeds if (m, s, n) in error]) for n in sizes]
+        ax.errorbar(sizes, mean, yerr=sd, marker="o", capsize=3, label=m)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples N")
+    ax.set_ylabel("test error per sample (vs clean)")
+    ax.set_title(saved["header"].split(":")[0], fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "results.png"), dpi=120)
 
 
 if __name__ == "__main__":

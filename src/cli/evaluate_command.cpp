@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <set>
 
 #include "commands.hpp"
 #include "dictlearn/core/error.hpp"
@@ -32,14 +33,18 @@ const char* const kEvaluateHelp =
     "A generative-prior model (train --objective generative-prior) is described by its k\n"
     "latent values z instead (decoded by Adam, rounded the same way):\n"
     "  --prior       the generator YAML (default: the one recorded in the dictionary)\n"
-    "  --decode-steps, --decode-restarts, --decode-lr   the decode (default 1000, 1, 0.01)\n";
+    "  --decode-steps, --decode-restarts, --decode-lr, --decode-lr-decay, --decode-screen,\n"
+    "  --decode-polish, --decode-radius\n"
+    "                the decode (default: the model's, else 1000, 1, 0.01, 1, 0, 0, 0)\n";
 
 int run_evaluate(const Communicator& comm, const std::vector<std::string>& arguments) {
   std::string dictionary_path, input, clean, output, normalize, prior;
   EvaluateOptions options;
   DecodeOptions decode;
+  std::set<std::string> given;
   comm.agree([&] {
     for (const auto& [key, value] : option_pairs(arguments, "evaluate")) {
+      given.insert(key);
       if (key == "--dictionary")
         dictionary_path = value;
       else if (key == "--input")
@@ -64,6 +69,14 @@ int run_evaluate(const Communicator& comm, const std::vector<std::string>& argum
         decode.steps = Index(parse_integer(key, value, 1));
       else if (key == "--decode-restarts")
         decode.restarts = Index(parse_integer(key, value, 1));
+      else if (key == "--decode-screen")
+        decode.screen_steps = Index(parse_integer(key, value, 0));
+      else if (key == "--decode-lr-decay")
+        decode.lr_decay = parse_real(key, value);
+      else if (key == "--decode-polish")
+        decode.polish = Index(parse_integer(key, value, 0));
+      else if (key == "--decode-radius")
+        decode.radius = parse_real(key, value);
       else if (key == "--decode-lr")
         decode.optimizer.learning_rate = parse_real(key, value);
       else
@@ -89,6 +102,23 @@ int run_evaluate(const Communicator& comm, const std::vector<std::string>& argum
   if (prior.empty() &&
       dictionary_file.root_attribute("objective", "reconstruction") == "generative-prior")
     prior = dictionary_file.root_attribute("prior", "");
+  // The decode the model was trained with, unless given here.
+  const std::pair<const char*, double*> recorded[] = {
+      {"decode-lr", &decode.optimizer.learning_rate},
+      {"decode-radius", &decode.radius},
+      {"decode-lr-decay", &decode.lr_decay}};
+  for (const auto& [key, field] : recorded) {
+    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
+    if (given.count(cat("--", key)) == 0 && !value.empty()) *field = value[0];
+  }
+  const std::pair<const char*, Index*> recorded_counts[] = {{"decode-steps", &decode.steps},
+                                                            {"decode-restarts", &decode.restarts},
+                                                            {"decode-screen", &decode.screen_steps},
+                                                            {"decode-polish", &decode.polish}};
+  for (const auto& [key, field] : recorded_counts) {
+    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
+    if (given.count(cat("--", key)) == 0 && !value.empty()) *field = Index(value[0]);
+  }
   std::unique_ptr<GeneratorNetwork> generator;
   if (!prior.empty()) generator = std::make_unique<GeneratorNetwork>(load_generator(comm, prior));
   if (generator) options.nonzeros = generator->input_dim();

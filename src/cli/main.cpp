@@ -137,8 +137,15 @@ const char* const kMathKeys[] = {"input",
                                  "decode-restarts",
                                  "decode-lr",
                                  "decode-radius",
+                                 "decode-screen",
+                                 "decode-lr-decay",
+                                 "decode-polish",
                                  "joint-steps",
-                                 "prior-radius"};
+                                 "prior-radius",
+                                 "prior-inits",
+                                 "prior-window",
+                                 "prior-ridge",
+                                 "prior-init-epochs"};
 
 constexpr const char* kUsage =
     "usage: dictlearn <command> [options]\n"
@@ -278,6 +285,9 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     initial = reader.read_all();
   }
 
+  std::unique_ptr<GeneratorNetwork> generator;
+  if (config.gradient.objective == Objective::generative_prior)
+    generator = std::make_unique<GeneratorNetwork>(load_generator(comm, config.prior));
   // What is minimised, in the header line.
   std::string method;
   switch (config.gradient.objective) {
@@ -301,9 +311,12 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   }
   if (comm.is_root()) {
     std::printf(
-        "dictlearn %s: %s, N=%lld d=%lld, K=%lld, %s, %d rank%s x %d thread%s\n", DICTLEARN_VERSION,
+        "dictlearn %s: %s, N=%lld d=%lld, %s, %s, %d rank%s x %d thread%s\n", DICTLEARN_VERSION,
         data.describe().c_str(), (long long)data.samples(), (long long)d,
-        (long long)config.train.atoms, method.c_str(), comm.size(), comm.size() == 1 ? "" : "s",
+        (generator ? cat("n=", generator->output_dim(), " k=", generator->input_dim())
+                   : cat("K=", config.train.atoms))
+            .c_str(),
+        method.c_str(), comm.size(), comm.size() == 1 ? "" : "s",
         config.train.threads > 0 ? config.train.threads : omp_get_max_threads(),
         (config.train.threads > 0 ? config.train.threads : omp_get_max_threads()) == 1 ? "" : "s");
     std::fflush(stdout);
@@ -389,12 +402,17 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   gradient.task.loss = config.train.coder.loss;
   gradient.task.huber_delta = config.train.coder.huber_delta;
   gradient.task.loss_power = config.train.coder.loss_power;
-  std::unique_ptr<GeneratorNetwork> generator;
-  if (objective == Objective::generative_prior)
-    generator = std::make_unique<GeneratorNetwork>(load_generator(comm, config.prior));
   PriorTrainOptions prior = config.prior_training;
   prior.joint = config.gradient.optimizer;
   prior.decode.seed = config.train.seed;
+  prior.on_trial_epoch = [&](Index trial, const EpochRecord& r) {
+    if (!comm.is_root()) return;
+    std::printf("initialisation %lld/%lld  epoch %lld/%lld  objective %.6g  samples/s %.0f\n",
+                (long long)trial + 1, (long long)prior.initializations, (long long)r.epoch,
+                (long long)std::min(prior.initialization_epochs, epochs), r.objective,
+                r.samples_per_second);
+    std::fflush(stdout);
+  };
   const TrainResult result =
       objective == Objective::generative_prior
           ? train_generative_prior(comm, data, *generator, input.options, prior, initial, progress)
@@ -683,15 +701,21 @@ int encode_generative_prior(const Communicator& comm, const RunConfig& config,
   DecodeOptions settings = config.prior_training.decode;
   // The model's decode settings unless given here.
   const std::pair<const char*, double*> recorded[] = {
-      {"decode-lr", &settings.optimizer.learning_rate}, {"decode-radius", &settings.radius}};
+      {"decode-lr", &settings.optimizer.learning_rate},
+      {"decode-radius", &settings.radius},
+      {"decode-lr-decay", &settings.lr_decay}};
   for (const auto& [key, field] : recorded) {
     const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
     if (config.given.count(key) == 0 && !value.empty()) *field = value[0];
   }
-  for (const char* key : {"decode-steps", "decode-restarts"}) {
+  const std::pair<const char*, Index*> recorded_counts[] = {
+      {"decode-steps", &settings.steps},
+      {"decode-restarts", &settings.restarts},
+      {"decode-screen", &settings.screen_steps},
+      {"decode-polish", &settings.polish}};
+  for (const auto& [key, field] : recorded_counts) {
     const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
-    if (config.given.count(key) == 0 && !value.empty())
-      (std::string(key) == "decode-steps" ? settings.steps : settings.restarts) = Index(value[0]);
+    if (config.given.count(key) == 0 && !value.empty()) *field = Index(value[0]);
   }
   Hdf5SampleSource source(comm, DatasetLocation::parse(config.inputs[0]));
   comm.agree([&] {

@@ -45,6 +45,13 @@ Optimizer::Optimizer(const OptimizerOptions& options, std::vector<Index> block_s
   }
 }
 
+void Optimizer::set_learning_rate(double learning_rate) {
+  OptimizerOptions changed = options_;
+  changed.learning_rate = learning_rate;
+  validate(changed);
+  options_ = changed;
+}
+
 void Optimizer::step(const std::vector<double*>& parameters,
                      const std::vector<const double*>& gradients) {
   const std::size_t blocks = block_sizes_.size();

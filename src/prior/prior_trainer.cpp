@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <optional>
 
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
@@ -27,7 +28,49 @@ void validate(const PriorTrainOptions& o) {
   validate(o.joint);
   if (o.joint_steps < 1) throw Error("joint-steps must be >= 1");
   if (!(o.radius >= 0.0)) throw Error("prior-radius must be >= 0");
+  if (!(o.window_epochs >= 0.0) || !std::isfinite(o.window_epochs))
+    throw Error(cat("prior-window must be >= 0 (epochs), got ", o.window_epochs));
+  if (o.initializations < 1) throw Error(cat("prior-inits must be >= 1, got ", o.initializations));
+  if (o.initialization_epochs < 1)
+    throw Error(cat("prior-init-epochs must be >= 1, got ", o.initialization_epochs));
 }
+
+namespace {
+
+/// One trajectory of the dictionary: A, its start A_0, the codes of this rank's samples (warm
+/// starts) and the optimizer of A. Trials with different initialisations are separate states.
+struct PriorTrajectory {
+  Matrix a, a0;
+  Matrix codes_of_rows;        ///< k x N: each sample's latest code (only this rank's are set)
+  std::vector<char> has_code;  ///< N
+  Optimizer a_optimizer;
+  std::vector<EpochRecord> history;
+  AltminStatistics window;  ///< altmin: the fading sums of B and C
+};
+
+PriorTrajectory start_trajectory(const Matrix& initial, Index m, Index n, Index k, Index samples,
+                                 const PriorTrainOptions& prior, std::uint64_t seed, Index trial) {
+  Matrix a = initial;
+  if (a.size() == 0) {
+    // Trial 0 keeps the single-initialisation stream, so --prior-inits 1 reproduces it.
+    Random random(trial == 0 ? derive_seed({seed, 0x4131})  // "A1"
+                             : derive_seed({seed, 0x4131, std::uint64_t(trial)}));
+    a.resize(m, n);
+    for (Index j = 0; j < n; ++j)
+      for (Index i = 0; i < m; ++i) a(i, j) = random.uniform();
+  }
+  const OptimizerOptions& options =
+      prior.update == PriorTrainOptions::Update::joint ? prior.joint : prior.altmin.optimizer;
+  return PriorTrajectory{a,
+                         a,
+                         Matrix::Zero(k, samples),
+                         std::vector<char>(size_t(samples), 0),
+                         Optimizer(options, {a.size()}),
+                         {},
+                         AltminStatistics(m, n)};
+}
+
+}  // namespace
 
 TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
                                    const GeneratorNetwork& generator, const TrainOptions& options,
@@ -46,32 +89,23 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
     if (initial.size() > 0 && (initial.rows() != m || initial.cols() != n))
       throw Error(cat("dictionary-init is ", initial.rows(), " x ", initial.cols(),
                       "; the generative prior needs m x n = ", m, " x ", n));
+    if (initial.size() > 0 && prior.initializations > 1)
+      throw Error(cat("prior-inits is ", prior.initializations,
+                      " but a dictionary-init was given: several initialisations need random "
+                      "ones (use prior-inits 1)"));
   });
   blas::set_num_threads(1);
   const double start = MPI_Wtime();
   const MinibatchSchedule schedule(
       N, {options.batch_size, options.virtual_shards, options.chunk_rows, options.seed});
   MinibatchLoader loader(data, schedule, comm.rank(), comm.size());
-  TrainResult result;
-  TrainState& state = result.state;
-  Matrix a = initial;
-  if (a.size() == 0) {
-    Random random(derive_seed({options.seed, 0x4131}));  // "A1"
-    a.resize(m, n);
-    for (Index j = 0; j < n; ++j)
-      for (Index i = 0; i < m; ++i) a(i, j) = random.uniform();
-  }
-  const Matrix a0 = a;
-  // Each sample's latest code, for warm starts (only this rank's samples are ever set).
-  Matrix codes_of_rows = Matrix::Zero(k, N);
-  std::vector<char> has_code(size_t(N), 0);
-  Optimizer a_optimizer(
-      prior.update == PriorTrainOptions::Update::joint ? prior.joint : prior.altmin.optimizer,
-      {a.size()});
   Matrix y, z;
   std::vector<Index> rows;
-  for (Index epoch = 0; epoch < options.epochs; ++epoch) {
+
+  // One epoch of `run`; returns its record (objective: mean loss after decoding).
+  const auto run_epoch = [&](PriorTrajectory& run, Index epoch) {
     const double epoch_start = MPI_Wtime();
+    Matrix& a = run.a;
     loader.start_epoch(epoch);
     double sums[2] = {0.0, 0.0};  // error, samples
     for (Index t = 0; t < schedule.batches_per_epoch(); ++t) {
@@ -84,8 +118,8 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
       Matrix warm(k, count);
       bool all_warm = count > 0;
       for (Index j = 0; j < count; ++j) {
-        if (has_code[size_t(rows[size_t(j)])])
-          warm.col(j) = codes_of_rows.col(rows[size_t(j)]);
+        if (run.has_code[size_t(rows[size_t(j)])])
+          warm.col(j) = run.codes_of_rows.col(rows[size_t(j)]);
         else
           all_warm = false;
       }
@@ -112,12 +146,23 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
         std::copy_n(buffer.data() + m * n, n * n, statistics.c.data());
         batch_sums[0] = buffer[size_t(m * n + n * n)];
         batch_sums[1] = buffer[size_t(m * n + n * n + 1)];
+        if (prior.window_epochs > 0.0) {
+          const double keep =
+              std::max(0.0, 1.0 - batch_sums[1] / (prior.window_epochs * double(N)));
+          run.window.b = keep * run.window.b + statistics.b;
+          run.window.c = keep * run.window.c + statistics.c;
+          statistics = run.window;
+        }
         if (batch_sums[1] > 0.0) {
           if (prior.altmin.update == AltminOptions::Update::least_squares) {
-            comm.agree([&] { a = solve_altmin(statistics.b, statistics.c, prior.altmin.eps); });
+            // The ridge is relative (to trace(C) / n, as MOD's): C scales with the samples,
+            // and is singular whenever G's outputs span fewer than n dimensions.
+            const double scale = std::max(statistics.c.trace() / double(n), 1e-300);
+            comm.agree(
+                [&] { a = solve_altmin(statistics.b, statistics.c, prior.altmin.eps * scale); });
           } else {
             Matrix gradient = altmin_gradient(a, statistics.b, statistics.c) / batch_sums[1];
-            a_optimizer.step({a.data()}, {gradient.data()});
+            run.a_optimizer.step({a.data()}, {gradient.data()});
           }
         }
       } else {  // joint: Adam on (A, Z) together; Z's optimizer is per minibatch
@@ -132,14 +177,14 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
           std::copy_n(grad_a.data(), m * n, buffer.data());
           comm.allreduce_sum(buffer.data(), m * n);
           for (Index i = 0; i < m * n; ++i) grad_a.data()[i] = buffer[size_t(i)] / batch_sums[1];
-          a_optimizer.step({a.data()}, {grad_a.data()});
+          run.a_optimizer.step({a.data()}, {grad_a.data()});
           if (count > 0) z_optimizer.step({z.data()}, {grad_z.data()});
         }
       }
-      if (prior.radius > 0.0) project_to_ball(a, a0, prior.radius);
+      if (prior.radius > 0.0) project_to_ball(a, run.a0, prior.radius);
       for (Index j = 0; j < count; ++j) {
-        codes_of_rows.col(rows[size_t(j)]) = z.col(j);
-        has_code[size_t(rows[size_t(j)])] = 1;
+        run.codes_of_rows.col(rows[size_t(j)]) = z.col(j);
+        run.has_code[size_t(rows[size_t(j)])] = 1;
       }
       sums[0] += batch_sums[0];
       sums[1] += batch_sums[1];
@@ -152,13 +197,40 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
     record.seconds = agreed_seconds(comm, now - epoch_start);
     record.elapsed = agreed_seconds(comm, now - start);
     record.samples_per_second = sums[1] / std::max(record.seconds, 1e-9);
-    state.history.push_back(record);
-    if ((on_epoch && !on_epoch(record)) || objective_converged(state.history, options.tol)) break;
+    run.history.push_back(record);
+    return record;
+  };
+
+  // Several initialisations: each runs the first epochs; the lowest last objective goes on.
+  // The objectives are allreduced sums, so every rank picks the same trial.
+  const Index trial_epochs = std::min(prior.initialization_epochs, options.epochs);
+  std::optional<PriorTrajectory> best;
+  const Index trials = prior.initializations > 1 && trial_epochs > 0 ? prior.initializations : 1;
+  for (Index trial = 0; trial < trials; ++trial) {
+    PriorTrajectory run = start_trajectory(initial, m, n, k, N, prior, options.seed, trial);
+    if (trials > 1)
+      for (Index epoch = 0; epoch < trial_epochs; ++epoch) {
+        const EpochRecord record = run_epoch(run, epoch);
+        if (prior.on_trial_epoch) prior.on_trial_epoch(trial, record);
+      }
+    if (!best || run.history.back().objective < best->history.back().objective)
+      best = std::move(run);
   }
-  state.epoch = options.epochs;
-  state.dictionary = a;
-  result.dictionary = a;
-  result.history = state.history;
+  PriorTrajectory& run = *best;
+  // The chosen trial's epochs are the run's first epochs (its records go through on_epoch).
+  bool stopped = false;
+  for (const EpochRecord& record : run.history)
+    if (on_epoch && !on_epoch(record)) stopped = true;
+  for (Index epoch = Index(run.history.size()); epoch < options.epochs && !stopped; ++epoch) {
+    const EpochRecord record = run_epoch(run, epoch);
+    if ((on_epoch && !on_epoch(record)) || objective_converged(run.history, options.tol)) break;
+  }
+  TrainResult result;
+  result.state.epoch = options.epochs;
+  result.state.dictionary = run.a;
+  result.state.history = run.history;
+  result.dictionary = run.a;
+  result.history = run.history;
   return result;
 }
 

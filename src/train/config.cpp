@@ -239,7 +239,8 @@ const std::vector<KeyHandler>& handlers() {
                  [](RunConfig& c) -> double& { return c.gradient.optimizer.beta2; }),
       number_key("adam-epsilon", "adam: epsilon",
                  [](RunConfig& c) -> double& { return c.gradient.optimizer.epsilon; }),
-      number_key("weight-decay", "objectives task / attributor: weight decay",
+      number_key("weight-decay",
+                 "objectives task / attributor, generative-prior joint: decoupled weight decay",
                  [](RunConfig& c) -> double& { return c.gradient.optimizer.weight_decay; }),
       number_key("temperature", "objective attributor: softmax temperature T",
                  [](RunConfig& c) -> double& { return c.gradient.temperature; }),
@@ -265,10 +266,38 @@ const std::vector<KeyHandler>& handlers() {
       number_key(
           "decode-lr", "objective generative-prior: Adam step size of the decode",
           [](RunConfig& c) -> double& { return c.prior_training.decode.optimizer.learning_rate; }),
+      integer_key("decode-screen",
+                  "objective generative-prior: all starts run this many steps together, then "
+                  "only each sample's best goes on (0: every start runs all steps)",
+                  [](RunConfig& c) -> Index& { return c.prior_training.decode.screen_steps; }),
+      number_key("decode-lr-decay",
+                 "objective generative-prior: the decode's step size falls geometrically to "
+                 "decode-lr x this over the steps (1: constant)",
+                 [](RunConfig& c) -> double& { return c.prior_training.decode.lr_decay; }),
+      integer_key("decode-polish",
+                  "objective generative-prior: Gauss-Newton (Levenberg-Marquardt) iterations "
+                  "per sample after the Adam steps (0: none)",
+                  [](RunConfig& c) -> Index& { return c.prior_training.decode.polish; }),
       number_key("decode-radius", "objective generative-prior: ||z|| <= R (0: none)",
                  [](RunConfig& c) -> double& { return c.prior_training.decode.radius; }),
       integer_key("joint-steps", "objective generative-prior, joint: Adam steps per minibatch",
                   [](RunConfig& c) -> Index& { return c.prior_training.joint_steps; }),
+      number_key("prior-ridge",
+                 "objective generative-prior, altmin: A = B (C + eps I)^-1 with eps = this x "
+                 "trace(C) / n (keeps A from large cancelling columns when G's outputs span "
+                 "few dimensions)",
+                 [](RunConfig& c) -> double& { return c.prior_training.altmin.eps; }),
+      number_key("prior-window",
+                 "objective generative-prior, altmin: B and C summed over about this many "
+                 "epochs of samples, older minibatches fading (0: the minibatch only)",
+                 [](RunConfig& c) -> double& { return c.prior_training.window_epochs; }),
+      integer_key("prior-inits",
+                  "objective generative-prior: random initialisations of A tried for "
+                  "prior-init-epochs epochs each; the lowest objective goes on",
+                  [](RunConfig& c) -> Index& { return c.prior_training.initializations; }),
+      integer_key("prior-init-epochs",
+                  "objective generative-prior: epochs of each initialisation trial",
+                  [](RunConfig& c) -> Index& { return c.prior_training.initialization_epochs; }),
       number_key("prior-radius",
                  "objective generative-prior: ||A - A_0||_F <= radius after updates (0: none)",
                  [](RunConfig& c) -> double& { return c.prior_training.radius; }),
@@ -459,12 +488,13 @@ const std::vector<KeyHandler>& handlers() {
 
 // Keys of `encode`; everything else except these encode-only ones belongs to `train`.
 const std::set<std::string> kEncodeKeys = {
-    "input",      "output",         "dictionary",      "dense",      "coder",
-    "modalities", "lambda",         "positive-codes",  "nonzeros",   "tolerance",
-    "coder-tol",  "coder-max-iter", "elastic-penalty", "loss",       "huber-delta",
-    "loss-power", "lca-threshold",  "lca-tau",         "lca-dt",     "lca-steps",
-    "lca-tol",    "normalize",      "threads",         "read-chunk", "precision",
-    "prior",      "decode-steps",   "decode-restarts", "decode-lr",  "decode-radius"};
+    "input",         "output",          "dictionary",      "dense",      "coder",
+    "modalities",    "lambda",          "positive-codes",  "nonzeros",   "tolerance",
+    "coder-tol",     "coder-max-iter",  "elastic-penalty", "loss",       "huber-delta",
+    "loss-power",    "lca-threshold",   "lca-tau",         "lca-dt",     "lca-steps",
+    "lca-tol",       "normalize",       "threads",         "read-chunk", "precision",
+    "prior",         "decode-steps",    "decode-restarts", "decode-lr",  "decode-radius",
+    "decode-screen", "decode-lr-decay", "decode-polish"};
 const std::set<std::string> kEncodeOnlyKeys = {"dictionary", "dense"};
 
 const KeyHandler& find_handler(const std::string& key, const std::string& origin) {

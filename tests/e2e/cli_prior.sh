@@ -17,16 +17,20 @@ with h5py.File("s1.h5", "w") as f:
     f["X_test"] = (A @ G(zt) + 0.1 * rng.standard_normal((10, 200))).T
     f["X_test_clean"] = (A @ G(zt)).T
 PY
-DECODE=(--decode-steps 400 --decode-restarts 4 --decode-lr 0.03)
+DECODE=(--decode-steps 300 --decode-restarts 8 --decode-lr 0.03 --decode-screen 40 --decode-polish 5)
 for ranks in 1 2; do
   run_mpi "$ranks" train --objective generative-prior --prior g.yaml --input s1.h5:/X \
-    --batch-size 200 --epochs 30 "${DECODE[@]}" --threads 1 --output "prior_$ranks.h5" \
+    --batch-size 200 --epochs 30 "${DECODE[@]}" --prior-inits 2 --prior-init-epochs 3 \
+    --threads 1 --output "prior_$ranks.h5" \
     >"prior_$ranks.log" 2>&1 || { cat "prior_$ranks.log"; fail "generative-prior training on $ranks ranks"; }
 done
+grep -q "initialisation 2/2  epoch 3/3" prior_2.log || { cat prior_2.log; fail "a progress line per initialisation trial"; }
+grep -q "n=9 k=3" prior_2.log || { cat prior_2.log; fail "the header names n and k"; }
 run_mpi 2 train --input s1.h5:/X --atoms 9 --update mod --coder omp --nonzeros 3 --epochs 8 \
   --batch-size 200 --threads 1 --output mod.h5 >mod.log 2>&1 || { cat mod.log; fail "MOD training"; }
+# evaluate decodes as the model was trained unless told otherwise (attributes decode-*).
 run_mpi 2 evaluate --dictionary prior_1.h5 --input s1.h5:/X_test --clean s1.h5:/X_test_clean \
-  --decode-steps 600 --decode-restarts 6 --decode-lr 0.03 --output eval_prior.h5 >eval_prior.log 2>&1 || { cat eval_prior.log; fail "evaluate the prior model"; }
+  --output eval_prior.h5 >eval_prior.log 2>&1 || { cat eval_prior.log; fail "evaluate the prior model"; }
 run_mpi 2 evaluate --dictionary mod.h5 --input s1.h5:/X_test --clean s1.h5:/X_test_clean \
   --nonzeros 3 --output eval_mod.h5 >eval_mod.log 2>&1 || { cat eval_mod.log; fail "evaluate MOD"; }
 grep -q "3 coefficients each" eval_prior.log || { cat eval_prior.log; fail "the prior's budget is k = 3"; }
@@ -68,5 +72,9 @@ expect_error() {  # expect_error PATTERN ARGS...
 expect_error "needs --prior" train --objective generative-prior --input s1.h5:/X
 expect_error "not checkpointed" train --objective generative-prior --prior g.yaml --input s1.h5:/X \
   --checkpoint ck.h5
+expect_error "several initialisations need random ones" train --objective generative-prior \
+  --prior g.yaml --input s1.h5:/X --prior-inits 2 --dictionary-init prior_1.h5
+expect_error "decode: screen steps must be in \[0, steps - 1\]" train --objective generative-prior \
+  --prior g.yaml --input s1.h5:/X --decode-steps 10 --decode-screen 10
 expect_error "omp" train --input s1.h5:/X --atoms 9 --update ksvd --coder lars
 finish

@@ -283,6 +283,13 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.prior_training.decode.radius = 2.5;
   c.prior_training.joint_steps = 9;
   c.prior_training.radius = 1.5;
+  c.prior_training.decode.screen_steps = 20;
+  c.prior_training.decode.lr_decay = 0.1;
+  c.prior_training.decode.polish = 12;
+  c.prior_training.altmin.eps = 1e-3;
+  c.prior_training.window_epochs = 0.5;
+  c.prior_training.initializations = 3;
+  c.prior_training.initialization_epochs = 4;
   c.gradient.optimizer.kind = dictlearn::OptimizerOptions::Kind::gradient;
   c.gradient.optimizer.learning_rate = 0.02;
   c.gradient.optimizer.beta1 = 0.8;

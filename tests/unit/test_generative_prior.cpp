@@ -521,6 +521,10 @@ TEST_CASE("decode: warm start, ball constraint and validation", "[prior][decode]
     bad = options;
     bad.optimizer.learning_rate = 0;
     CHECK_THAT(error_of([&] { validate(bad); }), Catch::Contains("learning-rate"));
+    bad = options;
+    bad.screen_steps = options.steps;
+    CHECK_THAT(error_of([&] { validate(bad); }),
+               Catch::Contains("screen steps must be in [0, steps - 1] = [0, 199], got 200"));
     CHECK_THAT(
         error_of([&] { decode(problem.a_true.leftCols(8), problem.net, problem.y, 0, options); }),
         Catch::Contains("the dictionary is 10 x 8; the generator's output dimension is 9"));
@@ -533,6 +537,116 @@ TEST_CASE("decode: warm start, ball constraint and validation", "[prior][decode]
         error_of([&] { decode(problem.a_true, problem.net, problem.y, 0, options, &wrong); }),
         Catch::Contains("the warm start is 3 x 29; expected 3 x 30"));
   }
+}
+
+TEST_CASE("decode: the Gram form (n < 2m) and the residual form find the same codes",
+          "[prior][decode]") {
+  // m = 4 < n / 2 decodes with residuals; the same problem padded with 6 zero rows (m = 10)
+  // has the same objective and decodes with the Gram matrix.
+  const Problem problem(4, 25, 57);
+  Matrix a_padded = Matrix::Zero(10, 9), y_padded = Matrix::Zero(10, 25);
+  a_padded.topRows(4) = problem.a_true;
+  y_padded.topRows(4) = problem.y + 0.05 * problem.y.cwiseAbs();  // not exactly reachable
+  Matrix z_direct = Matrix::Constant(3, 25, 0.3), z_gram = z_direct;
+  DecodeOptions options;
+  options.steps = 300;
+  const Vector direct =
+      refine_codes(problem.a_true, problem.net, y_padded.topRows(4), z_direct, options);
+  const Vector gram = refine_codes(a_padded, problem.net, y_padded, z_gram, options);
+  CHECK((z_direct - z_gram).cwiseAbs().maxCoeff() < 1e-8);
+  CHECK((direct - gram).cwiseAbs().maxCoeff() < 1e-10);
+  // The losses returned are exact (computed from residuals), whichever form ran the steps.
+  CHECK((reconstruction_error(a_padded, problem.net, y_padded, z_gram) - gram).norm() == 0.0);
+}
+
+TEST_CASE("decode: screened restarts keep each sample's best quarter, then refine it",
+          "[prior][decode]") {
+  Problem problem(10, 60, 59);
+  Random noise(3);
+  problem.y += normal_matrix(10, 60, noise, 0.05);
+  DecodeOptions options;
+  options.optimizer.learning_rate = 3e-2;
+  options.steps = 300;
+  options.restarts = 12;
+  options.seed = 5;
+  const DecodeResult plain = decode(problem.a_true, problem.net, problem.y, 0, options);
+  options.screen_steps = 40;
+  const DecodeResult screened = decode(problem.a_true, problem.net, problem.y, 0, options);
+  // Every start's first 40 steps are the same in both; 3 of the 12 per sample go on.
+  CHECK(screened.loss.size() == 60);
+  CHECK(*std::min_element(screened.start.begin(), screened.start.end()) >= 0);
+  CHECK(*std::max_element(screened.start.begin(), screened.start.end()) < 12);
+  CHECK(
+      (reconstruction_error(problem.a_true, problem.net, problem.y, screened.codes) - screened.loss)
+          .norm() == 0.0);
+  // Screening is a trade: a 40-step ranking misjudges some basins (here a mean loss ~8x that
+  // of 12 full starts), at a third of their cost, still far below a single start's.
+  options.screen_steps = 0;
+  options.restarts = 1;
+  const DecodeResult single = decode(problem.a_true, problem.net, problem.y, 0, options);
+  INFO("mean loss: all starts " << plain.loss.mean() << ", screened " << screened.loss.mean()
+                                << ", one start " << single.loss.mean());
+  CHECK(plain.loss.mean() < screened.loss.mean());
+  CHECK(screened.loss.mean() < 0.2 * single.loss.mean());
+  // With a warm start it competes like any start (ranked -1 when it wins).
+  options.restarts = 3;
+  options.screen_steps = 40;
+  const DecodeResult warm =
+      decode(problem.a_true, problem.net, problem.y, 0, options, &plain.codes);
+  CHECK((warm.loss.array() <= plain.loss.array() * (1 + 1e-9) + 1e-12).all());
+}
+
+TEST_CASE("polish: Gauss-Newton finishes what Adam started, on an ill-conditioned A",
+          "[prior][decode]") {
+  // Setting 2's generator G(z) = M z^2 (M >= 0) with A >= 0: A M has strongly correlated
+  // columns, where Adam's diagonal scaling crawls.
+  Random rng(71);
+  const Index k = 4, n = 30, m = 40, samples = 50;
+  Matrix mask(n, k);
+  for (Index j = 0; j < k; ++j)
+    for (Index i = 0; i < n; ++i) mask(i, j) = rng.uniform() < 0.6 ? 1.0 : 0.0;
+  const GeneratorNetwork net(
+      k, {GeneratorLayer::elementwise(Kind::square), GeneratorLayer::linear(mask, Vector())});
+  const Matrix a = uniform_matrix(m, n, rng), z_true = normal_matrix(k, samples, rng);
+  const Matrix y = a * net.forward(z_true);  // noiseless: the minimum is 0
+  DecodeOptions options;
+  options.optimizer.learning_rate = 3e-2;
+  options.steps = 200;
+  options.restarts = 2;
+  const DecodeResult adam = decode(a, net, y, 0, options);
+  options.polish = 20;
+  const DecodeResult polished = decode(a, net, y, 0, options);
+  const double scale = y.colwise().squaredNorm().mean();
+  INFO("mean loss / mean ||y||^2: Adam " << adam.loss.mean() / scale << ", polished "
+                                         << polished.loss.mean() / scale);
+  CHECK(adam.loss.mean() > 1e-6 * scale);  // Adam alone is far from the minimum
+  CHECK(polished.loss.mean() < 0.01 * adam.loss.mean());
+  CHECK((polished.loss.array() <= adam.loss.array() * (1 + 1e-12)).all());
+  CHECK((reconstruction_error(a, net, y, polished.codes) - polished.loss).norm() == 0.0);
+  // Most samples reach the minimum, where z is recovered up to the sign of each coordinate
+  // (G depends on z^2 only). A few sit near the saddle z_i = 0 (u_i = z_i^2 at its bound),
+  // which no local method leaves quickly.
+  Index reached = 0;
+  double worst_z = 0.0;
+  for (Index j = 0; j < samples; ++j)
+    if (polished.loss(j) < 1e-12 * scale) {
+      ++reached;
+      worst_z = std::max(
+          worst_z,
+          (polished.codes.col(j).cwiseAbs() - z_true.col(j).cwiseAbs()).cwiseAbs().maxCoeff());
+    }
+  INFO(reached << " of " << samples << " at the minimum; max ||z| - |z*|| there " << worst_z);
+  CHECK(reached >= 42);
+  CHECK(worst_z < 1e-4);
+  // Never worse than its start, and validated.
+  Matrix z = adam.codes;
+  const Vector after = polish_codes(a, net, y, z, 3);
+  CHECK((after.array() <= adam.loss.array()).all());
+  CHECK_THAT(error_of([&] { polish_codes(a, net, y, z, -1); }),
+             Catch::Contains("iterations must be >= 0"));
+  options.polish = -1;
+  CHECK_THAT(error_of([&] { validate(options); }),
+             Catch::Contains("polish iterations must be >= 0"));
 }
 
 TEST_CASE("altmin (decode, then least squares) drives the error down from a perturbed A",

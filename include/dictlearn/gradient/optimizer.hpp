@@ -55,6 +55,9 @@ class Optimizer {
   /// with gradients[b] (same size). Throws Error if the number of blocks differs.
   void step(const std::vector<double*>& parameters, const std::vector<const double*>& gradients);
 
+  /// Changes the step size from the next step on (schedules); throws Error unless finite > 0.
+  void set_learning_rate(double learning_rate);
+
   /// Steps taken so far (t of the formulas above), counting those before set_state.
   Index steps() const { return steps_; }
 

@@ -34,7 +34,22 @@ struct DecodeOptions {
   double radius = 0.0;      ///< > 0: constraint ||z|| <= radius (projection after each
                             ///< step and of the start); 0: unconstrained
   double init_scale = 1.0;  ///< starts z0 ~ N(0, init_scale^2 I), > 0
-  std::uint64_t seed = 0;   ///< start of sample `row`, restart r: stream (seed, row, r)
+  /// > 0 (and several starts): every start runs this many steps, all in one batch; only each
+  /// sample's best goes on for the remaining steps - options.steps - screen_steps (>= 1).
+  /// The objective in z has many poor local minima (sin, squares), so many starts are
+  /// needed; screening makes them cost screen_steps each instead of steps.
+  Index screen_steps = 0;
+  /// The step size falls geometrically from the optimizer's to that times lr_decay over the
+  /// steps of each refinement (after screening: over the remaining steps; the screening
+  /// itself runs at the full step size). 1: constant. Adam's steps are about lr in size
+  /// whatever the gradient, so a constant lr limits how precisely z is found.
+  double lr_decay = 1.0;
+  /// > 0: after the Adam steps, this many Levenberg-Marquardt (damped Gauss-Newton)
+  /// iterations per sample (polish_codes). Adam's diagonal scaling crawls when A G has
+  /// strongly correlated columns (e.g. A >= 0); with small k, Gauss-Newton converges in a
+  /// few iterations from inside the basin Adam found.
+  Index polish = 0;
+  std::uint64_t seed = 0;  ///< start of sample `row`, restart r: stream (seed, row, r)
 };
 
 /// Throws Error naming the first field out of range (and the optimizer's, see validate).
@@ -62,12 +77,23 @@ Matrix initial_codes(Index k, const std::vector<Index>& rows, Index restart,
 Vector refine_codes(const Matrix& a, const GeneratorNetwork& net, const Matrix& y, Matrix& z,
                     const DecodeOptions& options);
 
+/// Levenberg-Marquardt on each column of `z` (k x N, in place) for `iterations` iterations:
+/// J_j = A J_G(z_j) (J_G by central differences, one GEMM with H = A^T A per latent
+/// coordinate), step (J^T J + mu_j diag(J^T J)) d = -J^T r with the exact gradient, accepted
+/// only when the loss falls (mu_j / 3), else mu_j x 4; a sample stops once an accepted step
+/// gains less than a relative 1e-12 or mu_j exceeds 1e12 (the loop ends when all have). Returns the
+/// final losses (N), each no larger than at the start. With radius > 0 the step is projected onto
+/// the ball. decode() polishes only each sample's winning start.
+Vector polish_codes(const Matrix& a, const GeneratorNetwork& net, const Matrix& y, Matrix& z,
+                    Index iterations, double radius = 0.0);
+
 /// Decodes the samples Y (m x N) whose global row numbers are `rows` (N of them): for each
 /// restart r, refine_codes from initial_codes(k, rows, r); per sample the lowest loss wins
-/// (the earliest start on ties). With `warm_start` (k x N, e.g. the previous iteration's
-/// codes) that is refined too, as the first start (DecodeResult::start = -1 when it wins):
-/// then no sample's loss exceeds its loss at the warm start, which makes alternating
-/// minimisation monotone. Throws Error on a shape mismatch or invalid options.
+/// (the earliest start on ties). With screen_steps > 0 the starts are refined together for
+/// screen_steps, then each sample's best for the remaining steps. With `warm_start` (k x N, e.g.
+/// the previous iteration's codes) that is refined too, as the first start (DecodeResult::start =
+/// -1 when it wins): then no sample's loss exceeds its loss at the warm start, which makes
+/// alternating minimisation monotone. Throws Error on a shape mismatch or invalid options.
 DecodeResult decode(const Matrix& a, const GeneratorNetwork& net, const Matrix& y,
                     const std::vector<Index>& rows, const DecodeOptions& options,
                     const Matrix* warm_start = nullptr);
@@ -87,7 +113,8 @@ struct AltminOptions {
   /// least_squares: A = B (C + eps I)^-1 (solve_altmin); optimizer_step: one step of
   /// `optimizer` with the gradient 2 (A C - B) (altmin_gradient).
   Update update = Update::least_squares;
-  double eps = 1e-8;  ///< ridge added to C's diagonal (absolute), >= 0
+  double eps = 1e-4;  ///< ridge added to C's diagonal: solve_altmin takes it as it is; the
+                      ///< trainer scales it by trace(C) / n. >= 0
   OptimizerOptions optimizer{OptimizerOptions::Kind::adam, 1e-2};  ///< optimizer_step only
 };
 

@@ -13,6 +13,8 @@
 //   the epoch's objective is the mean ||y - A G(z)||^2 after decoding (before the update).
 // Every rank applies the same update to the same reduced numbers: A is bitwise the same on
 // all ranks. Codes (k per sample) stay on the rank that owns the sample.
+#include <functional>
+
 #include "dictlearn/prior/generative_prior.hpp"
 #include "dictlearn/train/trainer.hpp"
 
@@ -26,13 +28,28 @@ struct PriorTrainOptions {
   OptimizerOptions joint{OptimizerOptions::Kind::adam, 1e-3};  ///< joint: the optimizer of A
   Index joint_steps = 100;  ///< joint: Adam steps on (A, Z) per minibatch
   double radius = 0.0;      ///< > 0: ||A - A_0||_F <= radius after every update
+  /// > 1: that many random initialisations of A are trained for `initialization_epochs`
+  /// epochs each (same minibatches); the one with the lowest mean objective in its last such
+  /// epoch goes on. Alternating minimisation from a random A falls into a poor local optimum
+  /// now and then (seen: 2 seeds of 4 in the paper's setting 1); a few short trials avoid it.
+  Index initializations = 1;
+  /// altmin: B and C are sums over about this many epochs of samples, older minibatches
+  /// fading geometrically (weight (1 - b / (window N)) per minibatch of b); 0: the current
+  /// minibatch only. A minibatch alone gives a noisy A when C is ill-conditioned (n close to
+  /// the batch size, or nearly collinear outputs of G such as z and sin z).
+  double window_epochs = 0.0;
+  Index initialization_epochs = 5;  ///< >= 1; counted in the run's epochs
+  /// Called (when set) after every epoch of every trial while there are several: trial
+  /// 0 .. initializations - 1 and its record.
+  std::function<void(Index, const EpochRecord&)> on_trial_epoch;
 };
 PriorTrainOptions::Update parse_prior_update(const std::string& name);
 std::string to_string(PriorTrainOptions::Update update);
 void validate(const PriorTrainOptions& options);
 
 /// Collective. `initial` (m x n) may be empty: then A_0 has entries uniform in [0, 1)
-/// (the paper's A*) from the seed. result.dictionary is A (m x n).
+/// (the paper's A*) from the seed (trial r: stream (seed, "A1", r)); with `initial` given,
+/// initializations must be 1. result.dictionary is A (m x n).
 TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
                                    const GeneratorNetwork& generator, const TrainOptions& options,
                                    const PriorTrainOptions& prior, const Matrix& initial = Matrix(),
