@@ -72,9 +72,12 @@ def main():
     p.add_argument("--joint-lr", type=float, default=None,
                    help="joint: Adam step size on A (default: setting 1 1e-2, setting 2 3e-3)")
     p.add_argument("--joint-weight-decay", type=float, default=None,
-                   help="joint: decoupled weight decay on A (default: setting 1 0, setting 2 1; "
+                   help="joint: decoupled weight decay on A (default: setting 1 0, setting 2 0.3; "
                    "in setting 2 A is only determined on the 5-dimensional range of M, and "
                    "unregularised it grows large cancelling columns that magnify rounding)")
+    p.add_argument("--joint-lr-decay", type=float, default=None,
+                   help="joint: the step size on A falls to this fraction by the last epoch "
+                   "(default: setting 1 1, setting 2 0.03)")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--dictlearn", default=os.path.join(REPO, "build", "dictlearn"))
     p.add_argument("--report-only", action="store_true",
@@ -92,7 +95,9 @@ def main():
     if a.joint_lr is None:
         a.joint_lr = 1e-2 if a.setting == 1 else 3e-3
     if a.joint_weight_decay is None:
-        a.joint_weight_decay = 0.0 if a.setting == 1 else 1.0
+        a.joint_weight_decay = 0.0 if a.setting == 1 else 0.3
+    if a.joint_lr_decay is None:
+        a.joint_lr_decay = 1.0 if a.setting == 1 else 0.03
     steps, restarts, lr, screen, polish = a.decode.split(",")
     decode = ["--decode-steps", steps, "--decode-restarts", restarts, "--decode-lr", lr,
               "--decode-screen", screen, "--decode-polish", polish]
@@ -120,7 +125,8 @@ def main():
                 if method in ("altmin", "joint"):
                     dl("train", "--objective", "generative-prior", "--prior", generator,
                        "--prior-update", method, "--learning-rate", a.joint_lr,
-                       "--weight-decay", a.joint_weight_decay, *decode,
+                       "--weight-decay", a.joint_weight_decay,
+                       "--prior-lr-decay", a.joint_lr_decay, *decode,
                        "--prior-inits", inits, "--prior-init-epochs", init_epochs, *common)
                     budget = []
                 elif method == "mod":

@@ -145,6 +145,7 @@ const char* const kMathKeys[] = {"input",
                                  "prior-inits",
                                  "prior-window",
                                  "prior-ridge",
+                                 "prior-lr-decay",
                                  "prior-init-epochs"};
 
 constexpr const char* kUsage =

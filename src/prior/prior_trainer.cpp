@@ -28,6 +28,8 @@ void validate(const PriorTrainOptions& o) {
   validate(o.joint);
   if (o.joint_steps < 1) throw Error("joint-steps must be >= 1");
   if (!(o.radius >= 0.0)) throw Error("prior-radius must be >= 0");
+  if (!(o.lr_decay > 0.0 && o.lr_decay <= 1.0))
+    throw Error(cat("prior-lr-decay must be in (0, 1], got ", o.lr_decay));
   if (!(o.window_epochs >= 0.0) || !std::isfinite(o.window_epochs))
     throw Error(cat("prior-window must be >= 0 (epochs), got ", o.window_epochs));
   if (o.initializations < 1) throw Error(cat("prior-inits must be >= 1, got ", o.initializations));
@@ -106,6 +108,13 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
   const auto run_epoch = [&](PriorTrajectory& run, Index epoch) {
     const double epoch_start = MPI_Wtime();
     Matrix& a = run.a;
+    if (prior.lr_decay != 1.0 && options.epochs > 1) {
+      const OptimizerOptions& base =
+          prior.update == PriorTrainOptions::Update::joint ? prior.joint : prior.altmin.optimizer;
+      run.a_optimizer.set_learning_rate(
+          base.learning_rate *
+          std::pow(prior.lr_decay, double(epoch) / double(options.epochs - 1)));
+    }
     loader.start_epoch(epoch);
     double sums[2] = {0.0, 0.0};  // error, samples
     for (Index t = 0; t < schedule.batches_per_epoch(); ++t) {

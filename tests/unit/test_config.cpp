@@ -290,6 +290,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.prior_training.window_epochs = 0.5;
   c.prior_training.initializations = 3;
   c.prior_training.initialization_epochs = 4;
+  c.prior_training.lr_decay = 0.05;
   c.gradient.optimizer.kind = dictlearn::OptimizerOptions::Kind::gradient;
   c.gradient.optimizer.learning_rate = 0.02;
   c.gradient.optimizer.beta1 = 0.8;
