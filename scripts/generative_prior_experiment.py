@@ -62,7 +62,7 @@ def main():
     p.add_argument("--samples", default="500,1000,2000")
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--k", type=int, default=5, help="setting 2: latent dimension")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=None, help="default: setting 1 40, setting 2 20")
     p.add_argument("--methods", default="altmin,joint,mod,ksvd,online")
     p.add_argument("--decode", default=None,
                    help="steps,restarts,lr,screen steps,Gauss-Newton polish of the decodes "
@@ -77,7 +77,7 @@ def main():
                    "unregularised it grows large cancelling columns that magnify rounding)")
     p.add_argument("--joint-lr-decay", type=float, default=None,
                    help="joint: the step size on A falls to this fraction by the last epoch "
-                   "(default: setting 1 1, setting 2 0.03)")
+                   "(default: setting 1 1, setting 2 0.1)")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--dictlearn", default=os.path.join(REPO, "build", "dictlearn"))
     p.add_argument("--report-only", action="store_true",
@@ -97,7 +97,9 @@ def main():
     if a.joint_weight_decay is None:
         a.joint_weight_decay = 0.0 if a.setting == 1 else 0.3
     if a.joint_lr_decay is None:
-        a.joint_lr_decay = 1.0 if a.setting == 1 else 0.03
+        a.joint_lr_decay = 1.0 if a.setting == 1 else 0.1
+    if a.epochs is None:
+        a.epochs = 40 if a.setting == 1 else 20
     steps, restarts, lr, screen, polish = a.decode.split(",")
     decode = ["--decode-steps", steps, "--decode-restarts", restarts, "--decode-lr", lr,
               "--decode-screen", screen, "--decode-polish", polish]

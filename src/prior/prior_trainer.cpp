@@ -108,12 +108,14 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
   const auto run_epoch = [&](PriorTrajectory& run, Index epoch) {
     const double epoch_start = MPI_Wtime();
     Matrix& a = run.a;
-    if (prior.lr_decay != 1.0 && options.epochs > 1) {
+    // The epoch's share of the step-size decay (1 without one).
+    const double decay = prior.lr_decay != 1.0 && options.epochs > 1
+                             ? std::pow(prior.lr_decay, double(epoch) / double(options.epochs - 1))
+                             : 1.0;
+    if (decay != 1.0) {
       const OptimizerOptions& base =
           prior.update == PriorTrainOptions::Update::joint ? prior.joint : prior.altmin.optimizer;
-      run.a_optimizer.set_learning_rate(
-          base.learning_rate *
-          std::pow(prior.lr_decay, double(epoch) / double(options.epochs - 1)));
+      run.a_optimizer.set_learning_rate(base.learning_rate * decay);
     }
     loader.start_epoch(epoch);
     double sums[2] = {0.0, 0.0};  // error, samples
@@ -176,7 +178,11 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
         }
       } else {  // joint: Adam on (A, Z) together; Z's optimizer is per minibatch
         comm.allreduce_sum(batch_sums, 2);
-        Optimizer z_optimizer(prior.decode.optimizer, {z.size()});
+        // The codes step with the decode's step size, decayed like A's: Adam moves every
+        // coordinate by about its step size, which would shake freshly decoded codes.
+        OptimizerOptions z_steps = prior.decode.optimizer;
+        z_steps.learning_rate *= decay;
+        Optimizer z_optimizer(z_steps, {z.size()});
         Matrix grad_a, grad_z;
         std::vector<double> buffer(size_t(m * n));
         for (Index step = 0; step < prior.joint_steps && batch_sums[1] > 0.0; ++step) {

@@ -27,9 +27,10 @@ struct PriorTrainOptions {
   AltminOptions altmin;
   OptimizerOptions joint{OptimizerOptions::Kind::adam, 1e-3};  ///< joint: the optimizer of A
   Index joint_steps = 100;  ///< joint: Adam steps on (A, Z) per minibatch
-  /// The step size on A falls geometrically over the epochs, from joint.learning_rate in the
-  /// first to that times lr_decay in the last (1: constant). Adam with a constant step keeps
-  /// A jittering around the optimum at a distance of about the step size.
+  /// joint: the step sizes on A and on the codes fall geometrically over the epochs, from
+  /// joint.learning_rate (decode.optimizer's for the codes) in the first to that times
+  /// lr_decay in the last (1: constant). Adam with a constant step keeps A and z jittering
+  /// around the optimum at a distance of about the step size.
   double lr_decay = 1.0;
   double radius = 0.0;  ///< > 0: ||A - A_0||_F <= radius after every update
   /// > 1: that many random initialisations of A are trained for `initialization_epochs`
