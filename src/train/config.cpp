@@ -283,8 +283,8 @@ const std::vector<KeyHandler>& handlers() {
       integer_key("joint-steps", "objective generative-prior, joint: Adam steps per minibatch",
                   [](RunConfig& c) -> Index& { return c.prior_training.joint_steps; }),
       number_key("prior-lr-decay",
-                 "objective generative-prior, joint: the step size on A falls geometrically "
-                 "to learning-rate x this by the last epoch (1: constant)",
+                 "objective generative-prior, joint: the step sizes on A and on the codes fall "
+                 "geometrically to this fraction by the last epoch (1: constant)",
                  [](RunConfig& c) -> double& { return c.prior_training.lr_decay; }),
       number_key("prior-ridge",
                  "objective generative-prior, altmin: A = B (C + eps I)^-1 with eps = this x "
