@@ -103,22 +103,8 @@ int run_evaluate(const Communicator& comm, const std::vector<std::string>& argum
       dictionary_file.root_attribute("objective", "reconstruction") == "generative-prior")
     prior = dictionary_file.root_attribute("prior", "");
   // The decode the model was trained with, unless given here.
-  const std::pair<const char*, double*> recorded[] = {
-      {"decode-lr", &decode.optimizer.learning_rate},
-      {"decode-radius", &decode.radius},
-      {"decode-lr-decay", &decode.lr_decay}};
-  for (const auto& [key, field] : recorded) {
-    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
-    if (given.count(cat("--", key)) == 0 && !value.empty()) *field = value[0];
-  }
-  const std::pair<const char*, Index*> recorded_counts[] = {{"decode-steps", &decode.steps},
-                                                            {"decode-restarts", &decode.restarts},
-                                                            {"decode-screen", &decode.screen_steps},
-                                                            {"decode-polish", &decode.polish}};
-  for (const auto& [key, field] : recorded_counts) {
-    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
-    if (given.count(cat("--", key)) == 0 && !value.empty()) *field = Index(value[0]);
-  }
+  apply_recorded_decode(dictionary_file, decode,
+                        [&](const std::string& key) { return given.count("--" + key) > 0; });
   std::unique_ptr<GeneratorNetwork> generator;
   if (!prior.empty()) generator = std::make_unique<GeneratorNetwork>(load_generator(comm, prior));
   if (generator) options.nonzeros = generator->input_dim();

@@ -701,23 +701,8 @@ int encode_generative_prior(const Communicator& comm, const RunConfig& config,
   const GeneratorNetwork generator = load_generator(comm, prior);
   DecodeOptions settings = config.prior_training.decode;
   // The model's decode settings unless given here.
-  const std::pair<const char*, double*> recorded[] = {
-      {"decode-lr", &settings.optimizer.learning_rate},
-      {"decode-radius", &settings.radius},
-      {"decode-lr-decay", &settings.lr_decay}};
-  for (const auto& [key, field] : recorded) {
-    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
-    if (config.given.count(key) == 0 && !value.empty()) *field = value[0];
-  }
-  const std::pair<const char*, Index*> recorded_counts[] = {
-      {"decode-steps", &settings.steps},
-      {"decode-restarts", &settings.restarts},
-      {"decode-screen", &settings.screen_steps},
-      {"decode-polish", &settings.polish}};
-  for (const auto& [key, field] : recorded_counts) {
-    const std::vector<double> value = dictionary_file.root_attribute_numbers(key);
-    if (config.given.count(key) == 0 && !value.empty()) *field = Index(value[0]);
-  }
+  cli::apply_recorded_decode(dictionary_file, settings,
+                             [&](const std::string& key) { return config.given.count(key) > 0; });
   Hdf5SampleSource source(comm, DatasetLocation::parse(config.inputs[0]));
   comm.agree([&] {
     validate(settings);

@@ -44,4 +44,23 @@ long long parse_integer(const std::string& key, const std::string& text, long lo
   return value;
 }
 
+void apply_recorded_decode(const DatasetReader& model, DecodeOptions& decode,
+                           const std::function<bool(const std::string&)>& given) {
+  const std::pair<const char*, double*> reals[] = {{"decode-lr", &decode.optimizer.learning_rate},
+                                                   {"decode-radius", &decode.radius},
+                                                   {"decode-lr-decay", &decode.lr_decay}};
+  for (const auto& [key, field] : reals) {
+    const std::vector<double> value = model.root_attribute_numbers(key);
+    if (!given(key) && !value.empty()) *field = value[0];
+  }
+  const std::pair<const char*, Index*> counts[] = {{"decode-steps", &decode.steps},
+                                                   {"decode-restarts", &decode.restarts},
+                                                   {"decode-screen", &decode.screen_steps},
+                                                   {"decode-polish", &decode.polish}};
+  for (const auto& [key, field] : counts) {
+    const std::vector<double> value = model.root_attribute_numbers(key);
+    if (!given(key) && !value.empty()) *field = Index(value[0]);
+  }
+}
+
 }  // namespace dictlearn::cli

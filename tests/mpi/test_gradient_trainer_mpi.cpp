@@ -7,24 +7,12 @@
 #include "dictlearn/gradient/gradient_trainer.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 
+#include "mpi_helpers.hpp"
+
 using namespace dictlearn;
+using namespace mpi_test;
 
 namespace {
-
-// Samples held in memory (d x N), the same on every rank.
-class MatrixSource : public SampleSource {
- public:
-  explicit MatrixSource(Matrix data) : data_(std::move(data)) {}
-  Index samples() const override { return data_.cols(); }
-  Index dim() const override { return data_.rows(); }
-  std::string describe() const override { return "matrix"; }
-  void read_rows(Index begin, Index count, double* out) override {
-    Eigen::Map<Matrix>(out, data_.rows(), count) = data_.middleCols(begin, count);
-  }
-
- private:
-  Matrix data_;
-};
 
 SyntheticOptions data_options() {
   SyntheticOptions data;
@@ -85,14 +73,6 @@ Parameters train_on_first(int ranks, Objective objective) {
   MPI_Bcast(out.dictionary.data(), int(out.dictionary.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
   MPI_Bcast(out.extra.data(), int(out.extra.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
   return out;
-}
-
-bool identical_on_all_ranks(const Matrix& matrix) {
-  Matrix root = matrix;
-  MPI_Bcast(root.data(), int(root.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  int same = root == matrix ? 1 : 0, all = 0;
-  MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  return all == 1;
 }
 
 }  // namespace

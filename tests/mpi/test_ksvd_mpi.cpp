@@ -12,21 +12,12 @@
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/update/ksvd.hpp"
 
+#include "mpi_helpers.hpp"
+
 using namespace dictlearn;
+using namespace mpi_test;
 
 namespace {
-
-int world_rank() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
-}
 
 // Well separated: few atoms in a comfortable dimension, strong signal, so that OMP's atom
 // choices do not flip with last-bit differences between rank counts.
@@ -101,14 +92,6 @@ Run train_on_first(int ranks, const TrainOptions& options, const Matrix& init) {
     run.history.push_back(record);
   }
   return run;
-}
-
-bool identical_on_all_ranks(const Matrix& matrix) {
-  Matrix root = matrix;
-  MPI_Bcast(root.data(), int(root.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  int same = root == matrix ? 1 : 0, all_same = 0;
-  MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  return all_same == 1;
 }
 
 }  // namespace

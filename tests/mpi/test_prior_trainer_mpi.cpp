@@ -8,24 +8,12 @@
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/prior/prior_trainer.hpp"
 
+#include "mpi_helpers.hpp"
+
 using namespace dictlearn;
+using namespace mpi_test;
 
 namespace {
-
-// Samples held in memory (m x N), the same on every rank.
-class MatrixSource : public SampleSource {
- public:
-  explicit MatrixSource(Matrix data) : data_(std::move(data)) {}
-  Index samples() const override { return data_.cols(); }
-  Index dim() const override { return data_.rows(); }
-  std::string describe() const override { return "matrix"; }
-  void read_rows(Index begin, Index count, double* out) override {
-    Eigen::Map<Matrix>(out, data_.rows(), count) = data_.middleCols(begin, count);
-  }
-
- private:
-  Matrix data_;
-};
 
 // The paper's setting 1 on a small scale: y = A* G(z) + noise, G(z) = [z; z^2; sin z].
 Matrix setting_one(const GeneratorNetwork& net, Index m, Index samples) {
@@ -39,14 +27,6 @@ Matrix setting_one(const GeneratorNetwork& net, Index m, Index samples) {
   for (Index j = 0; j < samples; ++j)
     for (Index i = 0; i < m; ++i) y(i, j) += 0.1 * rng.normal();
   return y;
-}
-
-bool identical_on_all_ranks(const Matrix& matrix) {
-  Matrix root = matrix;
-  MPI_Bcast(root.data(), int(root.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  int same = root == matrix ? 1 : 0, all_same = 0;
-  MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  return all_same == 1;
 }
 
 }  // namespace
