@@ -143,7 +143,6 @@ const char* const kMathKeys[] = {"input",
                                  "joint-steps",
                                  "prior-radius",
                                  "prior-inits",
-                                 "prior-window",
                                  "prior-ridge",
                                  "prior-lr-decay",
                                  "prior-init-epochs"};

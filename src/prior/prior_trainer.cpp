@@ -30,8 +30,6 @@ void validate(const PriorTrainOptions& o) {
   if (!(o.radius >= 0.0)) throw Error("prior-radius must be >= 0");
   if (!(o.lr_decay > 0.0 && o.lr_decay <= 1.0))
     throw Error(cat("prior-lr-decay must be in (0, 1], got ", o.lr_decay));
-  if (!(o.window_epochs >= 0.0) || !std::isfinite(o.window_epochs))
-    throw Error(cat("prior-window must be >= 0 (epochs), got ", o.window_epochs));
   if (o.initializations < 1) throw Error(cat("prior-inits must be >= 1, got ", o.initializations));
   if (o.initialization_epochs < 1)
     throw Error(cat("prior-init-epochs must be >= 1, got ", o.initialization_epochs));
@@ -47,7 +45,6 @@ struct PriorTrajectory {
   std::vector<char> has_code;  ///< N
   Optimizer a_optimizer;
   std::vector<EpochRecord> history;
-  AltminStatistics window;  ///< altmin: the fading sums of B and C
 };
 
 PriorTrajectory start_trajectory(const Matrix& initial, Index m, Index n, Index k, Index samples,
@@ -68,8 +65,7 @@ PriorTrajectory start_trajectory(const Matrix& initial, Index m, Index n, Index 
                          Matrix::Zero(k, samples),
                          std::vector<char>(size_t(samples), 0),
                          Optimizer(options, {a.size()}),
-                         {},
-                         AltminStatistics(m, n)};
+                         {}};
 }
 
 }  // namespace
@@ -157,13 +153,6 @@ TrainResult train_generative_prior(const Communicator& comm, SampleSource& data,
         std::copy_n(buffer.data() + m * n, n * n, statistics.c.data());
         batch_sums[0] = buffer[size_t(m * n + n * n)];
         batch_sums[1] = buffer[size_t(m * n + n * n + 1)];
-        if (prior.window_epochs > 0.0) {
-          const double keep =
-              std::max(0.0, 1.0 - batch_sums[1] / (prior.window_epochs * double(N)));
-          run.window.b = keep * run.window.b + statistics.b;
-          run.window.c = keep * run.window.c + statistics.c;
-          statistics = run.window;
-        }
         if (batch_sums[1] > 0.0) {
           if (prior.altmin.update == AltminOptions::Update::least_squares) {
             // The ridge is relative (to trace(C) / n, as MOD's): C scales with the samples,

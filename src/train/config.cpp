@@ -291,10 +291,6 @@ const std::vector<KeyHandler>& handlers() {
                  "trace(C) / n (keeps A from large cancelling columns when G's outputs span "
                  "few dimensions)",
                  [](RunConfig& c) -> double& { return c.prior_training.altmin.eps; }),
-      number_key("prior-window",
-                 "objective generative-prior, altmin: B and C summed over about this many "
-                 "epochs of samples, older minibatches fading (0: the minibatch only)",
-                 [](RunConfig& c) -> double& { return c.prior_training.window_epochs; }),
       integer_key("prior-inits",
                   "objective generative-prior: random initialisations of A tried for "
                   "prior-init-epochs epochs each; the lowest objective goes on",

@@ -287,7 +287,6 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.prior_training.decode.lr_decay = 0.1;
   c.prior_training.decode.polish = 12;
   c.prior_training.altmin.eps = 1e-3;
-  c.prior_training.window_epochs = 0.5;
   c.prior_training.initializations = 3;
   c.prior_training.initialization_epochs = 4;
   c.prior_training.lr_decay = 0.05;

@@ -38,11 +38,6 @@ struct PriorTrainOptions {
   /// epoch goes on. Alternating minimisation from a random A falls into a poor local optimum
   /// now and then (seen: 2 seeds of 4 in the paper's setting 1); a few short trials avoid it.
   Index initializations = 1;
-  /// altmin: B and C are sums over about this many epochs of samples, older minibatches
-  /// fading geometrically (weight (1 - b / (window N)) per minibatch of b); 0: the current
-  /// minibatch only. A minibatch alone gives a noisy A when C is ill-conditioned (n close to
-  /// the batch size, or nearly collinear outputs of G such as z and sin z).
-  double window_epochs = 0.0;
   Index initialization_epochs = 5;  ///< >= 1; counted in the run's epochs
   /// Called (when set) after every epoch of every trial while there are several: trial
   /// 0 .. initializations - 1 and its record.
