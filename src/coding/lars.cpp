@@ -25,11 +25,13 @@ enum class Event { kStop, kJoin, kDrop };
 // Solves L y = v in place for the leading n x n block of the lower-triangular `factor`.
 // Plain loops over contiguous columns: for the small n of a sparse code they beat the
 // general triangular solver, whose set-up dominates at this size.
+// `inverse_diagonal` holds 1 / L_kk: a multiply instead of a division on the critical path.
 template <typename Scalar>
-void solve_lower(const MatrixT<Scalar>& factor, Index n, Scalar* v) {
+void solve_lower(const MatrixT<Scalar>& factor, const Scalar* inverse_diagonal, Index n,
+                 Scalar* v) {
   for (Index k = 0; k < n; ++k) {
     const Scalar* column = factor.data() + k * factor.rows();
-    const Scalar value = v[k] / column[k];
+    const Scalar value = v[k] * inverse_diagonal[k];
     v[k] = value;
     for (Index i = k + 1; i < n; ++i) v[i] -= column[i] * value;
   }
@@ -37,12 +39,13 @@ void solve_lower(const MatrixT<Scalar>& factor, Index n, Scalar* v) {
 
 // Solves L^T x = v in place (row k of L^T is column k of L, again contiguous).
 template <typename Scalar>
-void solve_lower_transposed(const MatrixT<Scalar>& factor, Index n, Scalar* v) {
+void solve_lower_transposed(const MatrixT<Scalar>& factor, const Scalar* inverse_diagonal, Index n,
+                            Scalar* v) {
   for (Index k = n - 1; k >= 0; --k) {
     const Scalar* column = factor.data() + k * factor.rows();
     Scalar sum = v[k];
     for (Index i = k + 1; i < n; ++i) sum -= column[i] * v[i];
-    v[k] = sum / column[k];
+    v[k] = sum * inverse_diagonal[k];
   }
 }
 
@@ -61,8 +64,8 @@ LarsLasso<Scalar>::LarsLasso(Index n_atoms)
       active_(n_atoms),
       state_(n_atoms),
       blocked_(n_atoms),
-      join_plus_(n_atoms),
-      join_minus_(n_atoms) {
+      join_best_(n_atoms),
+      inverse_diagonal_(n_atoms) {
   DICTLEARN_ASSERT(n_atoms > 0);
 }
 
@@ -90,6 +93,7 @@ void LarsLasso<Scalar>::remove_slot(Index slot, Index n_active) {
       chol_(p, i + 1) = -sn * x + cs * y;
     }
   }
+  for (Index i = slot; i + 1 < n; ++i) inverse_diagonal_(i) = Scalar(1) / chol_(i, i);
   // Keep the per-slot arrays in the same (factor) order.
   for (Index k = slot; k + 1 < n; ++k) {
     active_(k) = active_(k + 1);
@@ -143,7 +147,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       const Index j = pending;
       pending = -1;
       for (Index k = 0; k < n; ++k) work_(k) = gram(active_(k), j);
-      solve_lower(chol_, n, work_.data());
+      solve_lower(chol_, inverse_diagonal_.data(), n, work_.data());
       const Scalar gjj = gram(j, j);
       const Scalar d2 = gjj - work_.head(n).squaredNorm();
       if (!(d2 > threshold * gjj)) {
@@ -154,6 +158,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       } else {
         chol_.row(n).head(n) = work_.head(n).transpose();
         chol_(n, n) = std::sqrt(d2);
+        inverse_diagonal_(n) = Scalar(1) / chol_(n, n);
         active_(n) = j;
         active_code_(n) = Scalar(0);
         active_sign_(n) = pending_sign;
@@ -187,8 +192,8 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     // Equiangular direction: w = G_AA^-1 s_A (two triangular solves with L). Moving
     // a_A += gamma w lowers every active correlation c_A = C s_A by exactly gamma s_A.
     direction_.head(n) = active_sign_.head(n);
-    solve_lower(chol_, n, direction_.data());
-    solve_lower_transposed(chol_, n, direction_.data());
+    solve_lower(chol_, inverse_diagonal_.data(), n, direction_.data());
+    solve_lower_transposed(chol_, inverse_diagonal_.data(), n, direction_.data());
     // u = G[:, A] w: rate at which each correlation decreases, c(gamma) = c - gamma u.
     {
       // Four columns per sweep over u: a quarter of the loads and stores of single axpys.
@@ -225,55 +230,64 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     Index who = -1;
     Scalar who_sign = Scalar(1);
     // The join candidates of all K atoms in one branch-free (vectorised) sweep; atoms that
-    // cannot join (active, excluded) carry +inf through blocked_. The strict "<" scan below
-    // keeps the lowest index on ties, + before -, as a plain loop would.
+    // cannot join (active, excluded) carry +inf through blocked_. The winner is the lowest
+    // index holding the smallest candidate, + before -, as a strict "<" scan would pick.
     {
       const Scalar inf = std::numeric_limits<Scalar>::infinity();
       const Scalar* c = correlation_.data();
       const Scalar* u = gram_direction_.data();
       const Scalar* blocked = blocked_.data();
-      Scalar* plus = join_plus_.data();
-      Scalar* minus = join_minus_.data();
       // Denominators are clamped before dividing and the clamped lanes replaced after, so
       // the loop has no branches and the compiler vectorises it (the kept values are the
-      // exact quotients a scalar loop would compute).
-      for (Index j = 0; j < K; ++j) {
-        const Scalar plus_den = Scalar(1) - u[j];
-        // max(0, .): an atom already (by rounding) beyond C and moving outward enters now.
-        const Scalar g = std::max(C - c[j], Scalar(0)) / std::max(plus_den, tiny_denominator);
-        plus[j] = (plus_den > tiny_denominator ? g : inf) + blocked[j];
-      }
+      // exact quotients a scalar loop would compute, so recomputing one agrees bitwise).
+      // max(0, .): an atom already (by rounding) beyond C and moving outward enters now.
+      const auto plus_candidate = [&](Index j) {
+        const Scalar den = Scalar(1) - u[j];
+        const Scalar g = std::max(C - c[j], Scalar(0)) / std::max(den, tiny_denominator);
+        return (den > tiny_denominator ? g : inf) + blocked[j];
+      };
+      const auto minus_candidate = [&](Index j) {
+        if (positive) return inf;
+        const Scalar den = Scalar(1) + u[j];
+        const Scalar g = std::max(C + c[j], Scalar(0)) / std::max(den, tiny_denominator);
+        return (den > tiny_denominator ? g : inf) + blocked[j];
+      };
+      Scalar* both = join_best_.data();  // min(plus, minus) per atom
       if (positive) {
-        join_minus_.setConstant(inf);
+        for (Index j = 0; j < K; ++j) both[j] = plus_candidate(j);
       } else {
-        for (Index j = 0; j < K; ++j) {
-          const Scalar minus_den = Scalar(1) + u[j];
-          const Scalar g = std::max(C + c[j], Scalar(0)) / std::max(minus_den, tiny_denominator);
-          minus[j] = (minus_den > tiny_denominator ? g : inf) + blocked[j];
-        }
+        for (Index j = 0; j < K; ++j) both[j] = std::min(plus_candidate(j), minus_candidate(j));
       }
       // An atom that just left sits exactly on its old boundary, c_j = C s_j; that branch
       // would return gamma = 0 +- rounding and re-add it at once, so skip it for one step.
-      if (just_dropped >= 0) (dropped_sign > 0 ? plus : minus)[just_dropped] = inf;
-      // The smallest candidate: lane-wise minima first (vectorised), then the lowest index
-      // holding it, which is the atom a strict "<" scan in index order would pick.
-      constexpr Index kLanes = 16;
-      Scalar lane_min[kLanes];
-      for (Index l = 0; l < kLanes; ++l) lane_min[l] = inf;
-      Index j = 0;
-      for (; j + kLanes <= K; j += kLanes)
-        for (Index l = 0; l < kLanes; ++l)
-          lane_min[l] = std::min(lane_min[l], std::min(plus[j + l], minus[j + l]));
-      Scalar best = inf;
-      for (Index l = 0; l < kLanes; ++l) best = std::min(best, lane_min[l]);
-      for (; j < K; ++j) best = std::min(best, std::min(plus[j], minus[j]));
+      const auto candidates = [&](Index j, Scalar& plus, Scalar& minus) {
+        plus = plus_candidate(j);
+        minus = minus_candidate(j);
+        if (j == just_dropped) (dropped_sign > 0 ? plus : minus) = inf;
+      };
+      if (just_dropped >= 0) {
+        Scalar plus, minus;
+        candidates(just_dropped, plus, minus);
+        both[just_dropped] = std::min(plus, minus);
+      }
+      // The smallest candidate (Eigen's vectorised minimum), then the lowest index holding
+      // it, found 8 atoms at a time.
+      const Scalar best = Eigen::Map<const VectorT<Scalar>>(both, K).minCoeff();
       if (best < gamma) {
-        for (j = 0; std::min(plus[j], minus[j]) != best; ++j) {
+        constexpr Index kChunk = 8;
+        Index j = 0;
+        for (; j + kChunk <= K; j += kChunk) {
+          bool hit = false;
+          for (Index l = 0; l < kChunk; ++l) hit = hit | (both[j + l] == best);
+          if (hit) break;
         }
+        while (both[j] != best) ++j;
+        Scalar plus, minus;
+        candidates(j, plus, minus);
         gamma = best;
         event = Event::kJoin;
         who = j;
-        who_sign = plus[j] <= minus[j] ? Scalar(1) : Scalar(-1);
+        who_sign = plus <= minus ? Scalar(1) : Scalar(-1);
       }
     }
     for (Index k = 0; k < n && lasso; ++k) {
@@ -315,8 +329,8 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   // Exact re-solve on the final support: a_A = G_AA^-1 (dtx_A - lambda s_A), which makes
   // c_A = lambda s_A hold to rounding instead of to the accumulated path error.
   for (Index k = 0; k < n; ++k) work_(k) = dtx(active_(k)) - lambda * active_sign_(k);
-  solve_lower(chol_, n, work_.data());
-  solve_lower_transposed(chol_, n, work_.data());
+  solve_lower(chol_, inverse_diagonal_.data(), n, work_.data());
+  solve_lower_transposed(chol_, inverse_diagonal_.data(), n, work_.data());
   // The same formula holds in LAR mode, where c_A = C s_A too (s_A: signs of the
   // correlations) although coefficients may have crossed zero.
   // Lasso: in exact arithmetic the signs agree with s_A; if rounding flipped one (a

@@ -53,9 +53,8 @@ MinibatchCoder::~MinibatchCoder() = default;
 
 void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   DICTLEARN_ASSERT(dictionary.cols() == gram_.cols());
-  // SYRK computes A A^T, half the work of the GEMM D^T D; then mirrored.
-  const Matrix transposed = dictionary.transpose();
-  blas::syrk_upper(1.0, transposed, 0.0, gram_);
+  // SYRK computes D^T D's upper triangle, half the work of the GEMM; then mirrored.
+  blas::syrk_upper_transposed(1.0, dictionary, 0.0, gram_);
   blas::symmetrize_from_upper(gram_);
   dictionary_ = dictionary;
   if (float_) {

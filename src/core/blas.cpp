@@ -1,5 +1,7 @@
 #include "dictlearn/core/blas.hpp"
 
+#include <algorithm>
+
 #include <cblas.h>
 
 #include "dictlearn/core/error.hpp"
@@ -22,11 +24,14 @@ void gemm<double>(bool ta, bool tb, double alpha, const Matrix& a, const Matrix&
   check_gemm_shapes(m, k, k2, n, c.rows(), c.cols());
   if (m == 0 || n == 0) return;
   if (k == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
-    if (beta == 0) c.setZero(); else c *= beta;
+    if (beta == 0)
+      c.setZero();
+    else
+      c *= beta;
     return;
   }
-  cblas_dgemm(CblasColMajor, op(ta), op(tb), int(m), int(n), int(k), alpha, a.data(),
-              int(a.rows()), b.data(), int(b.rows()), beta, c.data(), int(c.rows()));
+  cblas_dgemm(CblasColMajor, op(ta), op(tb), int(m), int(n), int(k), alpha, a.data(), int(a.rows()),
+              b.data(), int(b.rows()), beta, c.data(), int(c.rows()));
 }
 
 template <>
@@ -37,11 +42,14 @@ void gemm<float>(bool ta, bool tb, float alpha, const MatrixT<float>& a, const M
   check_gemm_shapes(m, k, k2, n, c.rows(), c.cols());
   if (m == 0 || n == 0) return;
   if (k == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
-    if (beta == 0) c.setZero(); else c *= beta;
+    if (beta == 0)
+      c.setZero();
+    else
+      c *= beta;
     return;
   }
-  cblas_sgemm(CblasColMajor, op(ta), op(tb), int(m), int(n), int(k), alpha, a.data(),
-              int(a.rows()), b.data(), int(b.rows()), beta, c.data(), int(c.rows()));
+  cblas_sgemm(CblasColMajor, op(ta), op(tb), int(m), int(n), int(k), alpha, a.data(), int(a.rows()),
+              b.data(), int(b.rows()), beta, c.data(), int(c.rows()));
 }
 
 template <>
@@ -49,7 +57,10 @@ void syrk_upper<double>(double alpha, const Matrix& a, double beta, Matrix& c) {
   DICTLEARN_ASSERT(c.rows() == a.rows() && c.cols() == a.rows());
   if (a.rows() == 0) return;
   if (a.cols() == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
-    if (beta == 0) c.setZero(); else c *= beta;
+    if (beta == 0)
+      c.setZero();
+    else
+      c *= beta;
     return;
   }
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, int(a.rows()), int(a.cols()), alpha,
@@ -61,16 +72,45 @@ void syrk_upper<float>(float alpha, const MatrixT<float>& a, float beta, MatrixT
   DICTLEARN_ASSERT(c.rows() == a.rows() && c.cols() == a.rows());
   if (a.rows() == 0) return;
   if (a.cols() == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
-    if (beta == 0) c.setZero(); else c *= beta;
+    if (beta == 0)
+      c.setZero();
+    else
+      c *= beta;
     return;
   }
   cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, int(a.rows()), int(a.cols()), alpha,
               a.data(), int(a.rows()), beta, c.data(), int(c.rows()));
 }
 
+void syrk_upper_transposed(double alpha, const Matrix& a, double beta, Matrix& c) {
+  DICTLEARN_ASSERT(c.rows() == a.cols() && c.cols() == a.cols());
+  if (a.cols() == 0) return;
+  if (a.rows() == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
+    if (beta == 0)
+      c.setZero();
+    else
+      c *= beta;
+    return;
+  }
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, int(a.cols()), int(a.rows()), alpha, a.data(),
+              int(a.rows()), beta, c.data(), int(c.rows()));
+}
+
 template <typename Scalar>
 void symmetrize_from_upper(MatrixT<Scalar>& c) {
-  c.template triangularView<Eigen::StrictlyLower>() = c.transpose();
+  // Tile by tile: a plain transposed copy reads a new cache line for every element
+  // (stride n); a 16 x 16 tile reads 16 lines and writes them back 16 times.
+  constexpr Index kTile = 16;
+  const Index n = c.rows();
+  Scalar* data = c.data();
+  for (Index j0 = 0; j0 < n; j0 += kTile) {
+    const Index j1 = std::min(n, j0 + kTile);
+    for (Index i0 = j0; i0 < n; i0 += kTile) {  // lower tile (i0.., j0..) from upper (j0.., i0..)
+      const Index i1 = std::min(n, i0 + kTile);
+      for (Index j = j0; j < j1; ++j)
+        for (Index i = std::max(i0, j + 1); i < i1; ++i) data[i + j * n] = data[j + i * n];
+    }
+  }
 }
 template void symmetrize_from_upper<double>(Matrix&);
 template void symmetrize_from_upper<float>(MatrixT<float>&);

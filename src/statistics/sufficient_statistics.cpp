@@ -91,7 +91,7 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
     for (Index i = 0; i <= j; ++i) column[i] = a_scale * column[i] + scale * in[i];
     in += j + 1;
   }
-  a.triangularView<Eigen::StrictlyLower>() = a.transpose();
+  blas::symmetrize_from_upper(a);
   double* out = b.data();
   for (Index i = 0; i < dim_ * atoms_; ++i) out[i] = a_scale * out[i] + scale * in[i];
 }

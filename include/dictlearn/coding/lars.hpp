@@ -70,9 +70,9 @@ class LarsLasso {
   Eigen::Matrix<Index, Eigen::Dynamic, 1> active_;  // atom index of each active slot
   // Per atom: 0 inactive, 1 active, -1 excluded (dependent on the active set) for this solve.
   Eigen::Matrix<signed char, Eigen::Dynamic, 1> state_;
-  VectorT<Scalar> blocked_;     // 0 for atoms that may join, +inf for the others
-  VectorT<Scalar> join_plus_;   // step at which c_j reaches +C (per atom)
-  VectorT<Scalar> join_minus_;  // step at which c_j reaches -C (per atom)
+  VectorT<Scalar> blocked_;           // 0 for atoms that may join, +inf for the others
+  VectorT<Scalar> join_best_;         // per atom: step at which |c_j| reaches C
+  VectorT<Scalar> inverse_diagonal_;  // 1 / L_kk of the active slots
 };
 
 extern template class LarsLasso<double>;
