@@ -892,7 +892,9 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   prefer_ob1_without_psm_hardware();
-  MPI_Init(&argc, &argv);
+  // Funneled: the online update's master thread calls MPI inside its OpenMP team.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   program_start = MPI_Wtime();
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

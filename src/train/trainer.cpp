@@ -248,6 +248,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   HebbianUpdateOptions hebbian = options.hebbian;
   online.positive = mod.positive = hebbian.positive = online.positive || options.positive_dict;
   online.threads = threads;
+  online.row_split = &comm;
   online.constraint = mod.constraint = hebbian.constraint = &options.constraint;
   const bool distributed_mod =
       options.update == UpdateKind::mod &&

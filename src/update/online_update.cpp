@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/parallel/communicator.hpp"
 
 namespace dictlearn {
 namespace {
@@ -23,6 +24,42 @@ constexpr Index kAtomBlock = 8;
 constexpr Index kRowBlock = 16;
 // Below this many rows per thread, one barrier per atom costs more than the work it shares.
 constexpr Index kMinRowsPerThread = 128;
+// Splitting the rows over ranks costs one small allreduce per atom (~0.3-0.6 us between
+// two ranks here) and saves half of the atom's 2 d K flops (~37 GFLOP/s): it pays from
+// d K ~ 32k (measured crossover in bench/README.md).
+constexpr Index kMinSplitWork = 32768;
+
+// After a row-split update every rank has its own rows of D: gather the others'.
+void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) {
+  const Index d = dictionary.rows(), K = dictionary.cols();
+  const int ranks = comm.size();
+  const auto n_ranks = static_cast<size_t>(ranks);
+  std::vector<int> counts(n_ranks), offsets(n_ranks);
+  std::vector<Index> first_row(n_ranks + 1);
+  for (int r = 0; r <= ranks; ++r)
+    first_row[size_t(r)] = std::min(d, row_blocks * r / ranks * kRowBlock);
+  for (int r = 0; r < ranks; ++r) {
+    counts[size_t(r)] = int((first_row[size_t(r) + 1] - first_row[size_t(r)]) * K);
+    offsets[size_t(r)] = int(first_row[size_t(r)] * K);
+  }
+  // Rank r's rows, column after column, then every rank's blocks one after another.
+  Vector gathered(d * K);
+  const int rank = comm.rank();
+  const Index my_first = first_row[size_t(rank)], my_rows = first_row[size_t(rank) + 1] - my_first;
+  double* mine = gathered.data() + offsets[size_t(rank)];
+  for (Index k = 0; k < K; ++k)
+    for (Index i = 0; i < my_rows; ++i) mine[k * my_rows + i] = dictionary(my_first + i, k);
+  check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, gathered.data(), counts.data(),
+                           offsets.data(), MPI_DOUBLE, comm.get()),
+            "MPI_Allgatherv (dictionary rows)");
+  for (int r = 0; r < ranks; ++r) {
+    if (r == rank) continue;
+    const Index first = first_row[size_t(r)], rows = first_row[size_t(r) + 1] - first;
+    const double* theirs = gathered.data() + offsets[size_t(r)];
+    for (Index k = 0; k < K; ++k)
+      for (Index i = 0; i < rows; ++i) dictionary(first + i, k) = theirs[k * rows + i];
+  }
+}
 
 // products(:, c) = D(rows, :) a_{k0 + c} for c < atoms, rows [begin, begin + rows).
 template <Index kRows>
@@ -45,6 +82,32 @@ void block_products(const Matrix& a, const Matrix& dictionary, Index k0, Index a
 
 }  // namespace
 
+RowSplit parse_row_split(const std::string& name) {
+  if (name == "auto") return RowSplit::automatic;
+  if (name == "off") return RowSplit::off;
+  if (name == "on") return RowSplit::on;
+  throw Error(cat("update-split: unknown value '", name, "' (expected auto, on or off)"));
+}
+
+std::string to_string(RowSplit split) {
+  return split == RowSplit::automatic ? "auto" : split == RowSplit::off ? "off" : "on";
+}
+
+bool online_update_splits_rows(const OnlineUpdateOptions& options, Index d, Index K) {
+  const Communicator* ranks = options.row_split;
+  if (ranks == nullptr || ranks->size() < 2) return false;
+  if (options.constraint != nullptr && !options.constraint->plain()) return false;
+  switch (options.split) {
+    case RowSplit::off:
+      return false;
+    case RowSplit::on:
+      return true;
+    case RowSplit::automatic:
+      break;
+  }
+  return d * K >= kMinSplitWork && (d + kRowBlock - 1) / kRowBlock >= 2;
+}
+
 void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictionary,
                               const OnlineUpdateOptions& options) {
   const Index K = dictionary.cols(), d = dictionary.rows();
@@ -52,17 +115,33 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
   const Index row_blocks = (d + kRowBlock - 1) / kRowBlock;
   const bool linked = options.constraint != nullptr && !options.constraint->plain();
   DICTLEARN_ASSERT(!linked || options.constraint->rows() == d);
+  // Rows of D: ranks own contiguous ranges of row blocks (when split), threads share their
+  // rank's range. Every block is computed by the same instructions wherever it runs.
+  const bool split = online_update_splits_rows(options, d, K);
+  const int ranks = split ? options.row_split->size() : 1;
+  const int rank = split ? options.row_split->rank() : 0;
+  const Index rank_first_block = row_blocks * rank / ranks;
+  const Index rank_last_block = row_blocks * (rank + 1) / ranks;
+  const Index rank_rows =
+      std::min(d, rank_last_block * kRowBlock) - std::min(d, rank_first_block * kRowBlock);
   const int threads =
-      linked ? 1
-             : int(std::clamp<Index>(std::min<Index>(options.threads, d / kMinRowsPerThread), 1,
-                                     row_blocks));
+      linked
+          ? 1
+          : int(std::clamp<Index>(std::min<Index>(options.threads, rank_rows / kMinRowsPerThread),
+                                  1, std::max<Index>(1, rank_last_block - rank_first_block)));
   std::vector<double> block_squares(size_t(2 * row_blocks));  // two buffers: atom k and k+1
-  Matrix products(d, kAtomBlock);                             // D a_k of the current block
+  // Split over ranks: each rank's block sums go out in `my_squares` (zero elsewhere, so
+  // the summing allreduce delivers every block's value exactly, x + 0 = x) and come back
+  // in block_squares; the norm is then summed in block order, as on one rank.
+  std::vector<double> my_squares(split ? size_t(row_blocks) : 0, 0.0);
+  Matrix products(d, kAtomBlock);  // D a_k of the current block
   Vector step(d);
   const auto sweep = [&](int thread, int team) {
-    const Index first_block = row_blocks * thread / team;
-    const Index last_block = row_blocks * (thread + 1) / team;
-    const Index begin = first_block * kRowBlock, end = std::min(d, last_block * kRowBlock);
+    const Index rank_blocks = rank_last_block - rank_first_block;
+    const Index first_block = rank_first_block + rank_blocks * thread / team;
+    const Index last_block = rank_first_block + rank_blocks * (thread + 1) / team;
+    const Index begin = std::min(d, first_block * kRowBlock);
+    const Index end = std::min(d, last_block * kRowBlock);
     Index parity = 0;
     for (Index pass = 0; pass < options.passes; ++pass) {
       for (Index k0 = 0; k0 < K; k0 += kAtomBlock) {
@@ -81,6 +160,7 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
           // u_k = d_k + (b_k - D a_k) / A_kk (clipped at 0 when positive), on my rows.
           double* squares = block_squares.data() + parity * row_blocks;
           parity ^= 1;
+          double* my_sums = split ? my_squares.data() : squares;
           const double inverse_curvature = 1.0 / curvature;
           const double* d_k = dictionary.data() + k * d;
           const double* b_k = b.data() + k * d;
@@ -94,11 +174,20 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
               step(i) = value;
               sum += value * value;
             }
-            squares[block] = sum;
+            my_sums[block] = sum;
           }
-          // Every thread needs the norm of the whole step before scaling its rows.
+          // Every thread (and rank) needs the norm of the whole step before scaling its rows.
           if (team > 1) {
 #pragma omp barrier
+          }
+          if (split) {
+            if (thread == 0)
+              check_mpi(MPI_Allreduce(my_squares.data(), squares, int(row_blocks), MPI_DOUBLE,
+                                      MPI_SUM, options.row_split->get()),
+                        "MPI_Allreduce (atom step norms)");
+            if (team > 1) {
+#pragma omp barrier
+            }
           }
           double norm_squared = 0.0;
           for (Index block = 0; block < row_blocks; ++block) norm_squared += squares[block];
@@ -131,6 +220,7 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
 #pragma omp parallel num_threads(threads)
     sweep(omp_get_thread_num(), omp_get_num_threads());
   }
+  if (split) share_rows(*options.row_split, row_blocks, dictionary);
 }
 
 double surrogate_objective(const Matrix& a, const Matrix& b, const Matrix& dictionary) {

@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  // Funneled: the online update's master thread calls MPI inside its OpenMP team.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   Catch::Session session;

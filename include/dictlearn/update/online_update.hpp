@@ -8,10 +8,21 @@
 // is an exact minimisation over d_k, so the surrogate never increases. Atoms with
 // A_kk <= min_curvature have no information yet and are left unchanged; the atom
 // replacement policy decides what to do with them.
+#include <string>
+
 #include "dictlearn/core/types.hpp"
 #include "dictlearn/update/atom_constraint.hpp"
 
 namespace dictlearn {
+
+class Communicator;
+
+/// Whether the ranks split D's rows in the update: off (every rank updates all of D),
+/// on, or automatic (on from d K >= 32768, where the work saved exceeds one small
+/// allreduce per atom).
+enum class RowSplit { automatic, off, on };
+RowSplit parse_row_split(const std::string& name);
+std::string to_string(RowSplit split);
 
 struct OnlineUpdateOptions {
   Index passes = 1;              ///< BCD sweeps over the atoms per minibatch
@@ -20,14 +31,24 @@ struct OnlineUpdateOptions {
   /// OpenMP threads sharing the rows of D (used only when d is large enough to pay for a
   /// barrier per atom). The result is bitwise the same for any thread count.
   int threads = 1;
+  /// Ranks that hold the same A, B and D and share the update: each updates its own
+  /// contiguous rows of D (the step norms travel in one small allreduce per atom), then
+  /// the rows are gathered. Bitwise the same D as one rank computing it all. Null or one
+  /// rank: no split. Not used for linked constraints (they need whole atoms).
+  const Communicator* row_split = nullptr;
+  RowSplit split = RowSplit::automatic;
   /// Linked dictionaries: one ball per modality's rows instead of the unit ball (not
   /// owned; null or plain: the unit ball). Runs on one thread.
   const AtomConstraint* constraint = nullptr;
 };
 
-/// Updates D (d x K) in place from A (K x K) and B (d x K).
+/// Updates D (d x K) in place from A (K x K) and B (d x K). With options.row_split, a
+/// collective over those ranks.
 void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictionary,
                               const OnlineUpdateOptions& options);
+
+/// Whether online_dictionary_update will split the rows over options.row_split.
+bool online_update_splits_rows(const OnlineUpdateOptions& options, Index d, Index K);
 
 /// The surrogate 0.5 Tr(D^T D A) - Tr(D^T B) (for tests and diagnostics).
 double surrogate_objective(const Matrix& a, const Matrix& b, const Matrix& dictionary);

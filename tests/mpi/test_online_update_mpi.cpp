@@ -1,0 +1,95 @@
+// The online update with D's rows split over the ranks (OnlineUpdateOptions::row_split):
+// every rank must end with bitwise the dictionary one process computes alone, for any
+// rank count, for row counts that leave some ranks with a partial block or no rows at
+// all, with several passes, nonnegativity, and OpenMP threads inside the ranks.
+#include <catch2/catch.hpp>
+
+#include "../unit/test_support.hpp"
+#include "dictlearn/core/random.hpp"
+#include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/update/online_update.hpp"
+#include "mpi_helpers.hpp"
+
+namespace {
+
+using dictlearn::Communicator;
+using dictlearn::Index;
+using dictlearn::Matrix;
+using dictlearn::OnlineUpdateOptions;
+using dictlearn::Random;
+using dictlearn::RowSplit;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
+
+struct Problem {
+  Matrix a, b, dictionary;
+};
+
+// The same problem on every rank (same seed).
+Problem make_problem(Index d, Index K, bool positive) {
+  Random random(1234 + std::uint64_t(d) * 7 + std::uint64_t(K));
+  const Index n = 3 * K;
+  const Matrix codes = sparse_codes(K, n, 0.2, random);
+  Matrix x = gaussian(d, n, random);
+  if (positive) x = x.cwiseAbs();
+  Matrix dictionary = gaussian(d, K, random);
+  if (positive) dictionary = dictionary.cwiseAbs();
+  for (Index k = 0; k < K; ++k) dictionary.col(k).normalize();
+  return {codes * codes.transpose() / double(n), x * codes.transpose() / double(n), dictionary};
+}
+
+}  // namespace
+
+TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi][online]") {
+  const Communicator comm(MPI_COMM_WORLD);
+  struct Case {
+    Index d, K, passes;
+    bool positive;
+    int threads;
+  };
+  // d = 8: one row block (ranks beyond the first own no rows); d = 37: a partial last
+  // block; d = 300 with 2 threads: rows shared by ranks and threads.
+  const Case cases[] = {{8, 12, 1, false, 1},
+                        {37, 40, 1, false, 1},
+                        {64, 96, 2, true, 1},
+                        {300, 24, 1, false, 2},
+                        {129, 50, 3, false, 1}};
+  for (const Case& c : cases) {
+    CAPTURE(c.d, c.K, c.passes, c.positive, c.threads, comm.size());
+    const Problem p = make_problem(c.d, c.K, c.positive);
+    OnlineUpdateOptions options;
+    options.passes = c.passes;
+    options.positive = c.positive;
+    options.threads = c.threads;
+    Matrix alone = p.dictionary;
+    dictlearn::online_dictionary_update(p.a, p.b, alone, options);
+    REQUIRE_FALSE(alone == p.dictionary);  // the update did move the atoms
+
+    options.row_split = &comm;
+    options.split = RowSplit::on;
+    CHECK(dictlearn::online_update_splits_rows(options, c.d, c.K) == (comm.size() > 1));
+    Matrix shared = p.dictionary;
+    dictlearn::online_dictionary_update(p.a, p.b, shared, options);
+    CHECK(shared == alone);
+    CHECK(mpi_test::identical_on_all_ranks(shared));
+  }
+}
+
+TEST_CASE("row split: auto from d K >= 32768 on more than one rank, off never", "[mpi][online]") {
+  const Communicator comm(MPI_COMM_WORLD);
+  OnlineUpdateOptions options;
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));  // no communicator
+  options.row_split = &comm;
+  const bool many = comm.size() > 1;
+  CHECK(dictlearn::online_update_splits_rows(options, 784, 256) == many);
+  CHECK(dictlearn::online_update_splits_rows(options, 128, 256) == many);
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 64, 256));
+  options.split = RowSplit::off;
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));
+  options.split = RowSplit::on;
+  CHECK(dictlearn::online_update_splits_rows(options, 64, 256) == many);
+  CHECK(dictlearn::parse_row_split("auto") == RowSplit::automatic);
+  CHECK(dictlearn::to_string(RowSplit::on) == "on");
+  CHECK_THROWS_WITH(dictlearn::parse_row_split("sometimes"),
+                    Catch::Contains("update-split") && Catch::Contains("sometimes"));
+}
