@@ -946,7 +946,7 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
                 memory[1]["samples"] // memory[0]["samples"], ratio,
                 "met" if ratio <= 1.10 else "NOT met"))
             L.append("")
-            L.append("dictlearn holds one read-chunk buffer (default 1 MiB) per virtual shard "
+            L.append("dictlearn holds one read-chunk buffer (default 0.25 MiB) per virtual shard "
                      "it owns (dictlearn train --help), whatever N: the data share per rank "
                      "grows with N, the peak RSS does not.")
         L.append("")

@@ -421,7 +421,10 @@ const std::vector<KeyHandler>& handlers() {
           [](RunConfig& c) -> Normalization& { return c.train.normalize; }),
       integer_key("threads", "OpenMP threads per rank (0: OMP_NUM_THREADS or all cores)",
                   [](RunConfig& c) -> int& { return c.train.threads; }),
-      number_key("read-chunk", "MiB read at a time per virtual shard (bounds memory per rank)",
+      number_key("read-chunk",
+                 "MiB read at a time per virtual shard (bounds memory per rank; the default 0.25 "
+                 "stays in the L2 cache the minibatch rows are picked from; larger reads suit "
+                 "parallel file systems with a high cost per request)",
                  [](RunConfig& c) -> double& { return c.read_chunk_mib; }),
       integer_key("virtual-shards",
                   "fixed number of data shards (>= ranks); the minibatch "

@@ -39,7 +39,7 @@ struct RunConfig {
   std::string output = "dictionary.h5";
   std::string dictionary_init;  ///< "FILE[:/DATASET]" (K x d), empty: seeded samples
   std::string code_init;        ///< "FILE[:/DATASET]" (N x K) warm start of the first epoch
-  double read_chunk_mib = 1.0;  ///< per virtual-shard read buffer (MiB)
+  double read_chunk_mib = 0.25;  ///< per virtual-shard read buffer (MiB)
   std::string resume = "no";    ///< no | yes | auto (resume if a valid checkpoint exists)
   bool force = false;           ///< resume even if the checkpoint's configuration differs
   SyntheticOptions synthetic;
