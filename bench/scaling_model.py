@@ -37,6 +37,18 @@ def t_update(d, K):
     return 2 * d * K * K / R_BCD + d * K * K / R_SYRK + T_KK * K * K
 
 
+def t_update_split(d, K, ppn, alpha=ALPHA_SHM):
+    """The update with D's rows split over the ppn ranks of a node (--update-split on):
+    the BCD sweep shrinks by ppn, each atom adds a small allreduce through shared memory
+    (2 log2(ppn) alpha), D is gathered once through node memory; the Gram stays redundant."""
+    if ppn == 1:
+        return t_update(d, K)
+    blocks = max(1, (d + 15) // 16)
+    per_atom = 2 * math.log2(ppn) * alpha + 8 * blocks * GAMMA
+    return (2 * d * K * K / R_BCD / ppn + (K + 1) * per_atom + 2 * ppn * 8 * d * K / BW_NODE
+            + d * K * K / R_SYRK + T_KK * K * K)
+
+
 def t_red(m, P, ppn=PPN):
     if P == 1:
         return 0.0
@@ -94,6 +106,15 @@ for K, d in SHAPES:
     S_ = [t1 / T(d, K, P, 16384 // P) for P in (16, 128, 1024)]
     print("| %d | %d | %s | %.1f | %.1f | %.1f | %.1f |" % (
         K, d, ms(t1), S_[0], S_[1], S_[2], t1 / t_update(d, K)))
+
+print("\nTable 6. The update redundant on every rank, or split by rows over the ranks of "
+      "a node (--update-split), against b t_s at b = 256.\n")
+print("| K | d | T_upd | split, 2 ranks (this VM) | split, ppn = 64 | b t_s |")
+print("|---|---|---|---|---|---|")
+for K, d in SHAPES:
+    print("| %d | %d | %s | %s | %s | %s |" % (
+        K, d, ms(t_update(d, K)), ms(t_update_split(d, K, 2)), ms(t_update_split(d, K, 64)),
+        ms(256 * t_sample(d, K))))
 
 print("\nTable 5. This machine: 1 vs 2 ranks, patches (d = 64, K = 256, B = 256, s ~ 11.7).\n")
 s, s2 = 11.7, 11.7**2 + 11.7

@@ -459,8 +459,9 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     const PhaseTimes& t = result.times;
     std::printf(
         "time (rank 0): read %.2f s, code %.2f s, statistics %.2f s, allreduce %.2f s, "
-        "update %.2f s, checkpoint %.2f s\n",
-        t.read, t.code, t.statistics, t.reduce, t.update, t.checkpoint);
+        "update %.2f s%s, checkpoint %.2f s\n",
+        t.read, t.code, t.statistics, t.reduce, t.update,
+        result.update_rows_split ? " (rows split over the ranks)" : "", t.checkpoint);
     if (Index(result.history.size()) < epochs)
       std::printf("stopped after epoch %lld: the objective changed by less than tol = %g\n",
                   (long long)result.history.size(), config.train.tol);

@@ -24,6 +24,16 @@ Communicator::Communicator(MPI_Comm parent) {
   check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
 }
 
+std::unique_ptr<Communicator> node_communicator(const Communicator& comm) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(
+      MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node),
+      "MPI_Comm_split_type");
+  auto shared = std::make_unique<Communicator>(node);  // duplicates it
+  MPI_Comm_free(&node);
+  return shared;
+}
+
 Communicator::~Communicator() {
   int finalized = 0;
   MPI_Finalized(&finalized);

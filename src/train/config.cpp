@@ -438,8 +438,9 @@ const std::vector<KeyHandler>& handlers() {
                   [](RunConfig& c) -> Index& { return c.train.online.passes; }),
       choice_key(
           "update-split",
-          "online: ranks share the update, each its own rows of D (one small allreduce "
-          "per atom, same D bitwise): auto (from d K >= 32768 on more than one rank), on, off",
+          "online: the ranks of a node share the update, each its own rows of D (one small "
+          "allreduce per atom, same D bitwise): auto (decided after timing the first update "
+          "against the allreduce latency), on, off",
           parse_row_split, [](RowSplit s) { return to_string(s); },
           [](RunConfig& c) -> RowSplit& { return c.train.online.split; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",

@@ -24,10 +24,10 @@ constexpr Index kAtomBlock = 8;
 constexpr Index kRowBlock = 16;
 // Below this many rows per thread, one barrier per atom costs more than the work it shares.
 constexpr Index kMinRowsPerThread = 128;
-// Splitting the rows over ranks costs one small allreduce per atom (~0.3-0.6 us between
-// two ranks here) and saves half of the atom's 2 d K flops (~37 GFLOP/s): it pays from
-// d K ~ 32k (measured crossover in bench/README.md).
-constexpr Index kMinSplitWork = 32768;
+// choose_row_split: small allreduces timed to estimate the per-atom latency, and the
+// margin the saved time must exceed (per-atom synchronisation also passes on jitter).
+constexpr int kLatencyProbes = 32;
+constexpr double kSplitMargin = 1.5;
 
 // After a row-split update every rank has its own rows of D: gather the others'.
 void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) {
@@ -102,10 +102,36 @@ bool online_update_splits_rows(const OnlineUpdateOptions& options, Index d, Inde
       return false;
     case RowSplit::on:
       return true;
-    case RowSplit::automatic:
-      break;
+    case RowSplit::automatic:  // unresolved (see choose_row_split): no split
+      return false;
   }
-  return d * K >= kMinSplitWork && (d + kRowBlock - 1) / kRowBlock >= 2;
+  return false;
+}
+
+RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
+                          double sweep_seconds) {
+  const Communicator* comm = options.row_split;
+  if (comm == nullptr || comm->size() < 2) return RowSplit::off;
+  if (options.constraint != nullptr && !options.constraint->plain()) return RowSplit::off;
+  const Index row_blocks = (d + kRowBlock - 1) / kRowBlock;
+  if (row_blocks < 2) return RowSplit::off;
+  // The message of the split sweep: one partial norm per row block.
+  const auto blocks = static_cast<size_t>(row_blocks);
+  std::vector<double> send(blocks, 0.0), receive(blocks, 0.0);
+  comm->barrier();
+  const double start = MPI_Wtime();
+  for (int probe = 0; probe < kLatencyProbes; ++probe)
+    check_mpi(MPI_Allreduce(send.data(), receive.data(), int(row_blocks), MPI_DOUBLE, MPI_SUM,
+                            comm->get()),
+              "MPI_Allreduce (latency probe)");
+  // The slowest rank's figures, so that every rank takes the same decision.
+  double measured[2] = {sweep_seconds, (MPI_Wtime() - start) / kLatencyProbes};
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, measured, 2, MPI_DOUBLE, MPI_MAX, comm->get()),
+            "MPI_Allreduce (row split decision)");
+  const double ranks = double(comm->size());
+  const double saved = (1.0 - 1.0 / ranks) * measured[0];
+  const double added = double(options.passes * K + 1) * measured[1];  // + the allgather
+  return saved > kSplitMargin * added ? RowSplit::on : RowSplit::off;
 }
 
 void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictionary,

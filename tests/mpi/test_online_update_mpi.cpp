@@ -75,15 +75,23 @@ TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi
   }
 }
 
-TEST_CASE("row split: auto from d K >= 32768 on more than one rank, off never", "[mpi][online]") {
+TEST_CASE("row split: auto is resolved by timing, the same on every rank", "[mpi][online]") {
   const Communicator comm(MPI_COMM_WORLD);
+  const bool many = comm.size() > 1;
   OnlineUpdateOptions options;
   CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));  // no communicator
+  CHECK(dictlearn::choose_row_split(options, 784, 256, 1e3) == RowSplit::off);
   options.row_split = &comm;
-  const bool many = comm.size() > 1;
-  CHECK(dictlearn::online_update_splits_rows(options, 784, 256) == many);
-  CHECK(dictlearn::online_update_splits_rows(options, 128, 256) == many);
-  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 64, 256));
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));  // unresolved
+  // A sweep of 1000 s always pays for 257 small allreduces; one of 0 s never does.
+  CHECK(dictlearn::choose_row_split(options, 784, 256, 1e3) ==
+        (many ? RowSplit::on : RowSplit::off));
+  CHECK(dictlearn::choose_row_split(options, 784, 256, 0.0) == RowSplit::off);
+  // The slowest rank's time decides: a long sweep on one rank is enough.
+  const double mine = comm.rank() == comm.size() - 1 ? 1e3 : 0.0;
+  CHECK(dictlearn::choose_row_split(options, 784, 256, mine) ==
+        (many ? RowSplit::on : RowSplit::off));
+  CHECK(dictlearn::choose_row_split(options, 16, 256, 1e3) == RowSplit::off);  // one row block
   options.split = RowSplit::off;
   CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));
   options.split = RowSplit::on;

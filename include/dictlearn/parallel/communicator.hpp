@@ -10,6 +10,7 @@
 #include <mpi.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "dictlearn/core/error.hpp"
@@ -26,6 +27,11 @@ class AgreedError : public Error {
 
 /// Throws dictlearn::Error naming `what` if an MPI call did not return MPI_SUCCESS.
 void check_mpi(int code, const char* what);
+
+class Communicator;
+
+/// The ranks of `comm` that share this rank's memory (MPI_COMM_TYPE_SHARED): a node.
+std::unique_ptr<Communicator> node_communicator(const Communicator& comm);
 
 class Communicator {
  public:

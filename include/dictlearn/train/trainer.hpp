@@ -147,7 +147,9 @@ struct TrainResult {
   PhaseTimes times;   ///< this rank's time per phase
   std::vector<EpochRecord> history;
   bool interrupted = false;  ///< stopped early on request, after writing a checkpoint
-  TrainState state;          ///< the final state (what a checkpoint holds)
+  /// The online update's rows were split over the ranks (update-split on, or auto decided so).
+  bool update_rows_split = false;
+  TrainState state;  ///< the final state (what a checkpoint holds)
 };
 
 /// Called on every rank after each epoch with the same record; returning false stops the

@@ -17,9 +17,9 @@ namespace dictlearn {
 
 class Communicator;
 
-/// Whether the ranks split D's rows in the update: off (every rank updates all of D),
-/// on, or automatic (on from d K >= 32768, where the work saved exceeds one small
-/// allreduce per atom).
+/// Whether the ranks split D's rows in the update: off (every rank updates all of D), on,
+/// or automatic: the caller measures and resolves it with choose_row_split (the trainer
+/// does so at its first update); unresolved it means off.
 enum class RowSplit { automatic, off, on };
 RowSplit parse_row_split(const std::string& name);
 std::string to_string(RowSplit split);
@@ -31,10 +31,10 @@ struct OnlineUpdateOptions {
   /// OpenMP threads sharing the rows of D (used only when d is large enough to pay for a
   /// barrier per atom). The result is bitwise the same for any thread count.
   int threads = 1;
-  /// Ranks that hold the same A, B and D and share the update: each updates its own
-  /// contiguous rows of D (the step norms travel in one small allreduce per atom), then
-  /// the rows are gathered. Bitwise the same D as one rank computing it all. Null or one
-  /// rank: no split. Not used for linked constraints (they need whole atoms).
+  /// Ranks that hold the same A, B and D and may share the update (see `split`): each
+  /// updates its own contiguous rows of D (the step norms travel in one small allreduce
+  /// per atom), then the rows are gathered. Bitwise the same D as one rank computing it
+  /// all. Null or one rank: no split. Not used for linked constraints (whole atoms).
   const Communicator* row_split = nullptr;
   RowSplit split = RowSplit::automatic;
   /// Linked dictionaries: one ball per modality's rows instead of the unit ball (not
@@ -49,6 +49,15 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
 
 /// Whether online_dictionary_update will split the rows over options.row_split.
 bool online_update_splits_rows(const OnlineUpdateOptions& options, Index d, Index K);
+
+/// Resolves RowSplit::automatic by measurement; collective over options.row_split. The
+/// split saves (1 - 1/P) of the sweep and adds passes K + 1 small collectives; it is
+/// chosen when the saving exceeds 1.5 x the cost. `sweep_seconds`: this rank's time of
+/// one unsplit online_dictionary_update; the latency is timed here (32 allreduces of the
+/// split's message). The slowest rank's figures decide: the same answer on every rank.
+/// Off without a communicator of >= 2 ranks, for linked constraints and for d <= 16.
+RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
+                          double sweep_seconds);
 
 /// The surrogate 0.5 Tr(D^T D A) - Tr(D^T B) (for tests and diagnostics).
 double surrogate_objective(const Matrix& a, const Matrix& b, const Matrix& dictionary);
