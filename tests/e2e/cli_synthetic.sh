@@ -20,6 +20,22 @@ tail -2 "$WORK/mod.log"
 mod=$(recovered "$WORK/mod.log")
 awk "BEGIN{exit !($mod >= 95)}" || fail "mod omp recovered only $mod% (< 95%)"
 
+# --update-split: the ranks share the online update by rows of D; same dictionary bitwise.
+for split in on off; do
+  run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 6000 --epochs 2 \
+    --update-split "$split" --output "$WORK/split_$split.h5" >"$WORK/split_$split.log" 2>&1 ||
+    fail "update-split $split run exited with $?"
+done
+grep -q "^time (rank 0):.*update [0-9.]* s (rows split over the ranks)" "$WORK/split_on.log" ||
+  fail "update-split on: the time line does not say the rows were split"
+if grep -q "rows split" "$WORK/split_off.log"; then fail "update-split off: rows were split"; fi
+"$PYTHON" - "$WORK/split_on.h5" "$WORK/split_off.h5" <<'PY' || fail "update-split changed D"
+import sys, h5py, numpy as np
+on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
+assert np.array_equal(on, off), np.abs(on - off).max()
+print("update-split on/off: bitwise the same dictionary")
+PY
+
 "$PYTHON" - "$WORK/online.h5" <<'PY' || fail "output file layout"
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:
