@@ -48,12 +48,10 @@ TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi
     int threads;
   };
   // d = 8: one row block (ranks beyond the first own no rows); d = 37: a partial last
-  // block; d = 300 with 2 threads: rows shared by ranks and threads.
-  const Case cases[] = {{8, 12, 1, false, 1},
-                        {37, 40, 1, false, 1},
-                        {64, 96, 2, true, 1},
-                        {300, 24, 1, false, 2},
-                        {129, 50, 3, false, 1}};
+  // block; d = 300 and 600 with 2 threads: rows shared by ranks and threads (at 600, two
+  // threads per rank on 2 ranks: the allreduce runs inside the OpenMP team).
+  const Case cases[] = {{8, 12, 1, false, 1},   {37, 40, 1, false, 1},  {64, 96, 2, true, 1},
+                        {300, 24, 1, false, 2}, {600, 16, 2, false, 2}, {129, 50, 3, false, 1}};
   for (const Case& c : cases) {
     CAPTURE(c.d, c.K, c.passes, c.positive, c.threads, comm.size());
     const Problem p = make_problem(c.d, c.K, c.positive);

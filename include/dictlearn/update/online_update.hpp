@@ -35,6 +35,8 @@ struct OnlineUpdateOptions {
   /// updates its own contiguous rows of D (the step norms travel in one small allreduce
   /// per atom), then the rows are gathered. Bitwise the same D as one rank computing it
   /// all. Null or one rank: no split. Not used for linked constraints (whole atoms).
+  /// With threads > 1 the team's master thread calls MPI: initialise MPI with at least
+  /// MPI_THREAD_FUNNELED (the CLI does).
   const Communicator* row_split = nullptr;
   RowSplit split = RowSplit::automatic;
   /// Linked dictionaries: one ball per modality's rows instead of the unit ball (not
