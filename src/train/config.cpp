@@ -419,7 +419,9 @@ const std::vector<KeyHandler>& handlers() {
           "normalize", "per-sample preprocessing: none, center, unit, center-unit",
           parse_normalization, [](Normalization n) { return to_string(n); },
           [](RunConfig& c) -> Normalization& { return c.train.normalize; }),
-      integer_key("threads", "OpenMP threads per rank (0: OMP_NUM_THREADS or all cores)",
+      integer_key("threads",
+                  "OpenMP threads per rank (0: OMP_NUM_THREADS, else the cores this rank may "
+                  "use divided by the ranks on its node)",
                   [](RunConfig& c) -> int& { return c.train.threads; }),
       number_key("read-chunk",
                  "MiB read at a time per virtual shard (bounds memory per rank; the default 0.25 "
