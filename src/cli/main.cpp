@@ -887,14 +887,9 @@ void prefer_ob1_without_psm_hardware() {
 // process may use. With several ranks on a node and no binding, each rank would start that
 // many threads and they would fight over the cores (2 ranks x 2 threads on 2 cores: 15x
 // slower). Unless OMP_NUM_THREADS says otherwise, each rank takes its share of its cores.
-void share_cores_between_node_ranks() {
+void share_cores_between_node_ranks(const Communicator& comm) {
   if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  MPI_Comm node = MPI_COMM_NULL;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int node_ranks = 1;
-  MPI_Comm_size(node, &node_ranks);
-  MPI_Comm_free(&node);
-  omp_set_num_threads(std::max(1, omp_get_num_procs() / node_ranks));
+  omp_set_num_threads(std::max(1, omp_get_num_procs() / node_communicator(comm)->size()));
 }
 
 }  // namespace
@@ -911,7 +906,6 @@ int main(int argc, char** argv) {
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   program_start = MPI_Wtime();
-  share_cores_between_node_ranks();
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -919,6 +913,7 @@ int main(int argc, char** argv) {
   int status = 0;
   try {
     const Communicator comm(MPI_COMM_WORLD);
+    share_cores_between_node_ranks(comm);
     const std::string command = arguments.empty() ? "" : arguments[0];
     const std::vector<std::string> rest(arguments.begin() + (arguments.empty() ? 0 : 1),
                                         arguments.end());

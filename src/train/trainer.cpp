@@ -259,15 +259,13 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
        (options.mod_solver == ModSolver::automatic && comm.size() > 1 && K >= kScalapackMinAtoms));
   // The update rule on the current statistics; the same result on every rank.
   const auto update_dictionary = [&] {
-    if (options.update == UpdateKind::online && online.split == RowSplit::automatic) {
-      // The first update runs unsplit and timed; then the ranks decide once.
+    if (options.update == UpdateKind::online) {
+      // With auto, the first update runs unsplit and timed; then the ranks decide once.
       const double start = MPI_Wtime();
       online_dictionary_update(a, b, dictionary, online);
-      online.split = choose_row_split(online, d, K, MPI_Wtime() - start);
-      result.update_rows_split = online.split == RowSplit::on;
-    } else if (options.update == UpdateKind::online) {
-      online_dictionary_update(a, b, dictionary, online);
-      result.update_rows_split = online_update_splits_rows(online, d, K);
+      if (online.split == RowSplit::automatic)
+        online.split = choose_row_split(online, d, K, MPI_Wtime() - start);
+      result.update_rows_split = online_update_splits_rows(online);
     } else if (options.update == UpdateKind::hebbian) {
       hebbian_dictionary_update(a, b, dictionary, hebbian_rate(hebbian, state.step), hebbian);
     } else if (distributed_mod) {

@@ -29,6 +29,15 @@ constexpr Index kMinRowsPerThread = 128;
 constexpr int kLatencyProbes = 32;
 constexpr double kSplitMargin = 1.5;
 
+Index count_row_blocks(Index d) { return (d + kRowBlock - 1) / kRowBlock; }
+
+// Rows can be split: at least two ranks, and atoms projected onto the plain unit ball
+// (a linked constraint needs whole atoms).
+bool splittable(const OnlineUpdateOptions& options) {
+  return options.row_split != nullptr && options.row_split->size() > 1 &&
+         (options.constraint == nullptr || options.constraint->plain());
+}
+
 // After a row-split update every rank has its own rows of D: gather the others'.
 void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) {
   const Index d = dictionary.rows(), K = dictionary.cols();
@@ -93,28 +102,16 @@ std::string to_string(RowSplit split) {
   return split == RowSplit::automatic ? "auto" : split == RowSplit::off ? "off" : "on";
 }
 
-bool online_update_splits_rows(const OnlineUpdateOptions& options, Index d, Index K) {
-  const Communicator* ranks = options.row_split;
-  if (ranks == nullptr || ranks->size() < 2) return false;
-  if (options.constraint != nullptr && !options.constraint->plain()) return false;
-  switch (options.split) {
-    case RowSplit::off:
-      return false;
-    case RowSplit::on:
-      return true;
-    case RowSplit::automatic:  // unresolved (see choose_row_split): no split
-      return false;
-  }
-  return false;
+bool online_update_splits_rows(const OnlineUpdateOptions& options) {
+  // automatic is unresolved here (see choose_row_split): no split.
+  return options.split == RowSplit::on && splittable(options);
 }
 
 RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
                           double sweep_seconds) {
+  const Index row_blocks = count_row_blocks(d);
+  if (!splittable(options) || row_blocks < 2) return RowSplit::off;
   const Communicator* comm = options.row_split;
-  if (comm == nullptr || comm->size() < 2) return RowSplit::off;
-  if (options.constraint != nullptr && !options.constraint->plain()) return RowSplit::off;
-  const Index row_blocks = (d + kRowBlock - 1) / kRowBlock;
-  if (row_blocks < 2) return RowSplit::off;
   // The message of the split sweep: one partial norm per row block.
   const auto blocks = static_cast<size_t>(row_blocks);
   std::vector<double> send(blocks, 0.0), receive(blocks, 0.0);
@@ -138,12 +135,12 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
                               const OnlineUpdateOptions& options) {
   const Index K = dictionary.cols(), d = dictionary.rows();
   DICTLEARN_ASSERT(a.rows() == K && a.cols() == K && b.rows() == d && b.cols() == K);
-  const Index row_blocks = (d + kRowBlock - 1) / kRowBlock;
+  const Index row_blocks = count_row_blocks(d);
   const bool linked = options.constraint != nullptr && !options.constraint->plain();
   DICTLEARN_ASSERT(!linked || options.constraint->rows() == d);
   // Rows of D: ranks own contiguous ranges of row blocks (when split), threads share their
   // rank's range. Every block is computed by the same instructions wherever it runs.
-  const bool split = online_update_splits_rows(options, d, K);
+  const bool split = online_update_splits_rows(options);
   const int ranks = split ? options.row_split->size() : 1;
   const int rank = split ? options.row_split->rank() : 0;
   const Index rank_first_block = row_blocks * rank / ranks;

@@ -65,7 +65,7 @@ TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi
 
     options.row_split = &comm;
     options.split = RowSplit::on;
-    CHECK(dictlearn::online_update_splits_rows(options, c.d, c.K) == (comm.size() > 1));
+    CHECK(dictlearn::online_update_splits_rows(options) == (comm.size() > 1));
     Matrix shared = p.dictionary;
     dictlearn::online_dictionary_update(p.a, p.b, shared, options);
     CHECK(shared == alone);
@@ -77,10 +77,10 @@ TEST_CASE("row split: auto is resolved by timing, the same on every rank", "[mpi
   const Communicator comm(MPI_COMM_WORLD);
   const bool many = comm.size() > 1;
   OnlineUpdateOptions options;
-  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));  // no communicator
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options));  // no communicator
   CHECK(dictlearn::choose_row_split(options, 784, 256, 1e3) == RowSplit::off);
   options.row_split = &comm;
-  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));  // unresolved
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options));  // unresolved
   // A sweep of 1000 s always pays for 257 small allreduces; one of 0 s never does.
   CHECK(dictlearn::choose_row_split(options, 784, 256, 1e3) ==
         (many ? RowSplit::on : RowSplit::off));
@@ -91,9 +91,9 @@ TEST_CASE("row split: auto is resolved by timing, the same on every rank", "[mpi
         (many ? RowSplit::on : RowSplit::off));
   CHECK(dictlearn::choose_row_split(options, 16, 256, 1e3) == RowSplit::off);  // one row block
   options.split = RowSplit::off;
-  CHECK_FALSE(dictlearn::online_update_splits_rows(options, 784, 256));
+  CHECK_FALSE(dictlearn::online_update_splits_rows(options));
   options.split = RowSplit::on;
-  CHECK(dictlearn::online_update_splits_rows(options, 64, 256) == many);
+  CHECK(dictlearn::online_update_splits_rows(options) == many);
   CHECK(dictlearn::parse_row_split("auto") == RowSplit::automatic);
   CHECK(dictlearn::to_string(RowSplit::on) == "on");
   CHECK_THROWS_WITH(dictlearn::parse_row_split("sometimes"),

@@ -50,7 +50,7 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
                               const OnlineUpdateOptions& options);
 
 /// Whether online_dictionary_update will split the rows over options.row_split.
-bool online_update_splits_rows(const OnlineUpdateOptions& options, Index d, Index K);
+bool online_update_splits_rows(const OnlineUpdateOptions& options);
 
 /// Resolves RowSplit::automatic by measurement; collective over options.row_split. The
 /// split saves (1 - 1/P) of the sweep and adds passes K + 1 small collectives; it is
