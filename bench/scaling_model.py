@@ -39,13 +39,15 @@ def t_update(d, K):
 
 def t_update_split(d, K, ppn, alpha=ALPHA_SHM):
     """The update with D's rows split over the ppn ranks of a node (--update-split on):
-    the BCD sweep shrinks by ppn, each atom adds a small allreduce through shared memory
-    (2 log2(ppn) alpha), D is gathered once through node memory; the Gram stays redundant."""
+    the BCD sweep shrinks by ppn; each block of 8 atoms adds one small allgather through
+    shared memory (2 log2(ppn) alpha, and a 36-double Gram triangle per 16-row block);
+    D is gathered once through node memory; the Gram matrix stays redundant."""
     if ppn == 1:
         return t_update(d, K)
     blocks = max(1, (d + 15) // 16)
-    per_atom = 2 * math.log2(ppn) * alpha + 8 * blocks * GAMMA
-    return (2 * d * K * K / R_BCD / ppn + (K + 1) * per_atom + 2 * ppn * 8 * d * K / BW_NODE
+    per_sync = 2 * math.log2(ppn) * alpha + 36 * 8 * blocks * GAMMA
+    syncs = (K + 7) // 8 + 1
+    return (2 * d * K * K / R_BCD / ppn + syncs * per_sync + 2 * ppn * 8 * d * K / BW_NODE
             + d * K * K / R_SYRK + T_KK * K * K)
 
 

@@ -441,8 +441,8 @@ const std::vector<KeyHandler>& handlers() {
       choice_key(
           "update-split",
           "online: the ranks of a node share the update, each its own rows of D (one small "
-          "allreduce per atom, same D bitwise): auto (decided after timing the first update "
-          "against the allreduce latency), on, off",
+          "allgather per 8 atoms, same D bitwise): auto (decided after timing the first "
+          "update against the collective's latency), on, off",
           parse_row_split, [](RowSplit s) { return to_string(s); },
           [](RunConfig& c) -> RowSplit& { return c.train.online.split; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",

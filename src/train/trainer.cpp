@@ -249,7 +249,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   online.positive = mod.positive = hebbian.positive = online.positive || options.positive_dict;
   online.threads = threads;
   // The update's rows are shared by the ranks of one node only: its split costs one small
-  // allreduce per atom, microseconds through shared memory, tens across a network.
+  // collective per 8 atoms, microseconds through shared memory, tens across a network.
   const std::unique_ptr<Communicator> node = node_communicator(comm);
   online.row_split = node.get();
   online.constraint = mod.constraint = hebbian.constraint = &options.constraint;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "dictlearn/core/error.hpp"
@@ -22,10 +23,16 @@ constexpr Index kAtomBlock = 8;
 // boundaries, so every row is computed by the same instruction sequence whatever the
 // thread count (bitwise-stable results).
 constexpr Index kRowBlock = 16;
-// Below this many rows per thread, one barrier per atom costs more than the work it shares.
+// Atoms updated between two synchronisations of the threads and ranks sharing the rows
+// (plain unit balls; see sweep_atom_block); a multiple of kAtomBlock.
+constexpr Index kSyncAtoms = 8;
+constexpr Index kTriangle = kSyncAtoms * (kSyncAtoms + 1) / 2;  // a Gram matrix's triangle
+// Below this many rows per thread, a barrier per atom (or per block of atoms) costs more
+// than the work it shares.
 constexpr Index kMinRowsPerThread = 128;
-// choose_row_split: small allreduces timed to estimate the per-atom latency, and the
-// margin the saved time must exceed (per-atom synchronisation also passes on jitter).
+constexpr Index kMinRowsPerThreadByBlocks = 32;
+// choose_row_split: the split's collectives timed to estimate their latency, and the
+// margin the saved time must exceed (each synchronisation also passes on jitter).
 constexpr int kLatencyProbes = 32;
 constexpr double kSplitMargin = 1.5;
 
@@ -70,6 +77,36 @@ void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) 
   }
 }
 
+// Rank r owns row blocks [blocks r / P, blocks (r + 1) / P) of D when the rows are split.
+Index first_block_of(Index row_blocks, int rank, int ranks) { return row_blocks * rank / ranks; }
+
+// The split sweep's one collective: each rank has written `per_block` values for each of
+// its row blocks into its part of a buffer of all blocks' values; afterwards every rank
+// has all of them (an in-place allgather, no arithmetic, so that the sum over blocks is
+// then formed in block order, the same on every rank and as on one rank).
+class BlockExchange {
+ public:
+  BlockExchange(const Communicator& comm, Index row_blocks, Index per_block)
+      : comm_(comm), counts_(static_cast<size_t>(comm.size())), offsets_(counts_.size()) {
+    const int ranks = comm.size();
+    for (int r = 0; r < ranks; ++r) {
+      const Index first = first_block_of(row_blocks, r, ranks);
+      const Index last = first_block_of(row_blocks, r + 1, ranks);
+      counts_[size_t(r)] = int((last - first) * per_block);
+      offsets_[size_t(r)] = int(first * per_block);
+    }
+  }
+  void exchange(double* values) const {
+    check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values, counts_.data(),
+                             offsets_.data(), MPI_DOUBLE, comm_.get()),
+              "MPI_Allgatherv (atom step norms)");
+  }
+
+ private:
+  const Communicator& comm_;
+  std::vector<int> counts_, offsets_;
+};
+
 // products(:, c) = D(rows, :) a_{k0 + c} for c < atoms, rows [begin, begin + rows).
 template <Index kRows>
 void block_products(const Matrix& a, const Matrix& dictionary, Index k0, Index atoms, Index begin,
@@ -87,6 +124,97 @@ void block_products(const Matrix& a, const Matrix& dictionary, Index k0, Index a
   }
   for (Index c = 0; c < atoms; ++c)
     for (Index i = 0; i < n_rows; ++i) products[c * products_ld + begin + i] = tile[c][i];
+}
+
+// Updates atoms k0 .. k0 + atoms - 1 (unit balls, no clipping) on rows [first_block,
+// last_block) with one synchronisation (`reduce`) instead of one per atom. With
+// P_c = D a_c at the block's start (in `products`), the sequential steps are
+//   u_c = r_c - sum_{e < c} (A_ec / A_cc) d_e',   d_e' = s_e u_e  (s_e: the projection),
+//   r_c = d_c + (b_c - P_c + sum_{e < c} A_ec d_e) / A_cc  (start values only).
+// So u_c = sum_{m <= c} C_cm r_m, with C following from the earlier scales, and
+// ||u_c||^2 = C_c^T R C_c where R is the Gram matrix of the r's: R is the only sum over
+// rows, and every rank and thread derives the same scales from it. Atoms without
+// curvature keep their values and drop out of the sums.
+template <class Reduce>
+void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, Index k0, Index atoms,
+                      Index first_block, Index last_block, Matrix& products, Matrix& dictionary,
+                      double* sums, const Reduce& reduce) {
+  const Index d = dictionary.rows();
+  const Index begin = std::min(d, first_block * kRowBlock),
+              end = std::min(d, last_block * kRowBlock);
+  bool active[kSyncAtoms] = {};
+  double inverse_curvature[kSyncAtoms] = {};
+  for (Index c = 0; c < atoms; ++c) {
+    const double curvature = a(k0 + c, k0 + c);
+    active[c] = curvature > min_curvature;
+    inverse_curvature[c] = active[c] ? 1.0 / curvature : 0.0;
+  }
+  // r_c in place of P_c, on my rows.
+  for (Index c = 0; c < atoms; ++c) {
+    if (!active[c]) continue;
+    double* r = products.data() + c * d;
+    const double* b_c = b.data() + (k0 + c) * d;
+    for (Index i = begin; i < end; ++i) r[i] = b_c[i] - r[i];
+    for (Index e = 0; e < c; ++e) {
+      if (!active[e]) continue;
+      const double weight = a(k0 + e, k0 + c);
+      const double* d_e = dictionary.data() + (k0 + e) * d;
+      for (Index i = begin; i < end; ++i) r[i] += d_e[i] * weight;
+    }
+    const double* d_c = dictionary.data() + (k0 + c) * d;
+    for (Index i = begin; i < end; ++i) r[i] = d_c[i] + r[i] * inverse_curvature[c];
+  }
+  // The Gram matrix of the r's, per row block (lower triangle, row after row).
+  for (Index block = first_block; block < last_block; ++block) {
+    const Index row = block * kRowBlock, row_end = std::min(d, row + kRowBlock);
+    double* gram = sums + block * kTriangle;
+    for (Index c = 0, at = 0; c < kSyncAtoms; ++c)
+      for (Index m = 0; m <= c; ++m, ++at) {
+        double sum = 0.0;
+        if (c < atoms && active[c] && active[m]) {
+          const double* r_c = products.data() + c * d;
+          const double* r_m = products.data() + m * d;
+          for (Index i = row; i < row_end; ++i) sum += r_c[i] * r_m[i];
+        }
+        gram[at] = sum;
+      }
+  }
+  double gram[kTriangle];
+  reduce(sums, gram);
+  // The scales, in atom order (the same arithmetic on every thread and rank).
+  double coefficients[kSyncAtoms][kSyncAtoms] = {};  // C, lower triangular
+  double scale[kSyncAtoms] = {};
+  for (Index c = 0; c < atoms; ++c) {
+    if (!active[c]) continue;
+    double* row_c = coefficients[c];
+    row_c[c] = 1.0;
+    for (Index e = 0; e < c; ++e) {
+      if (!active[e]) continue;
+      const double factor = a(k0 + e, k0 + c) * inverse_curvature[c] * scale[e];
+      for (Index m = 0; m <= e; ++m) row_c[m] -= factor * coefficients[e][m];
+    }
+    double norm_squared = 0.0;
+    for (Index m = 0; m <= c; ++m) {
+      const double* gram_m = gram + m * (m + 1) / 2;  // R(m, 0 .. m)
+      double cross = 0.0;
+      for (Index n = 0; n < m; ++n) cross += row_c[n] * gram_m[n];
+      norm_squared += row_c[m] * (row_c[m] * gram_m[m] + 2.0 * cross);
+    }
+    scale[c] = norm_squared > 1.0 ? 1.0 / std::sqrt(norm_squared) : 1.0;
+  }
+  // d_c' = s_c (r_c - sum_{e < c} (A_ec / A_cc) d_e'), on my rows.
+  for (Index c = 0; c < atoms; ++c) {
+    if (!active[c]) continue;
+    double* r = products.data() + c * d;
+    for (Index e = 0; e < c; ++e) {
+      if (!active[e]) continue;
+      const double weight = a(k0 + e, k0 + c) * inverse_curvature[c];
+      const double* d_e = dictionary.data() + (k0 + e) * d;  // already updated
+      for (Index i = begin; i < end; ++i) r[i] -= d_e[i] * weight;
+    }
+    double* atom = dictionary.data() + (k0 + c) * d;
+    for (Index i = begin; i < end; ++i) atom[i] = r[i] * scale[c];
+  }
 }
 
 }  // namespace
@@ -112,22 +240,22 @@ RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
   const Index row_blocks = count_row_blocks(d);
   if (!splittable(options) || row_blocks < 2) return RowSplit::off;
   const Communicator* comm = options.row_split;
-  // The message of the split sweep: one partial norm per row block.
-  const auto blocks = static_cast<size_t>(row_blocks);
-  std::vector<double> send(blocks, 0.0), receive(blocks, 0.0);
+  // The collective of the split sweep: per row block, one partial norm (per atom) or one
+  // Gram triangle (per block of atoms).
+  const bool by_blocks = !options.positive;  // splittable: plain balls only
+  const BlockExchange exchange(*comm, row_blocks, by_blocks ? kTriangle : 1);
+  std::vector<double> values(static_cast<size_t>((by_blocks ? kTriangle : 1) * row_blocks), 0.0);
   comm->barrier();
   const double start = MPI_Wtime();
-  for (int probe = 0; probe < kLatencyProbes; ++probe)
-    check_mpi(MPI_Allreduce(send.data(), receive.data(), int(row_blocks), MPI_DOUBLE, MPI_SUM,
-                            comm->get()),
-              "MPI_Allreduce (latency probe)");
+  for (int probe = 0; probe < kLatencyProbes; ++probe) exchange.exchange(values.data());
   // The slowest rank's figures, so that every rank takes the same decision.
   double measured[2] = {sweep_seconds, (MPI_Wtime() - start) / kLatencyProbes};
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, measured, 2, MPI_DOUBLE, MPI_MAX, comm->get()),
             "MPI_Allreduce (row split decision)");
   const double ranks = double(comm->size());
   const double saved = (1.0 - 1.0 / ranks) * measured[0];
-  const double added = double(options.passes * K + 1) * measured[1];  // + the allgather
+  const Index syncs = by_blocks ? (K + kSyncAtoms - 1) / kSyncAtoms : K;
+  const double added = double(options.passes * syncs + 1) * measured[1];  // + the allgather
   return saved > kSplitMargin * added ? RowSplit::on : RowSplit::off;
 }
 
@@ -138,27 +266,55 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
   const Index row_blocks = count_row_blocks(d);
   const bool linked = options.constraint != nullptr && !options.constraint->plain();
   DICTLEARN_ASSERT(!linked || options.constraint->rows() == d);
+  // Plain unit balls: one synchronisation per block of atoms (see sweep_atom_block).
+  // Clipping at zero and linked balls are not linear in the earlier atoms' scales: one
+  // synchronisation per atom.
+  const bool by_blocks = !linked && !options.positive;
   // Rows of D: ranks own contiguous ranges of row blocks (when split), threads share their
   // rank's range. Every block is computed by the same instructions wherever it runs.
   const bool split = online_update_splits_rows(options);
   const int ranks = split ? options.row_split->size() : 1;
   const int rank = split ? options.row_split->rank() : 0;
-  const Index rank_first_block = row_blocks * rank / ranks;
-  const Index rank_last_block = row_blocks * (rank + 1) / ranks;
+  const Index rank_first_block = first_block_of(row_blocks, rank, ranks);
+  const Index rank_last_block = first_block_of(row_blocks, rank + 1, ranks);
   const Index rank_rows =
       std::min(d, rank_last_block * kRowBlock) - std::min(d, rank_first_block * kRowBlock);
+  const Index min_rows_per_thread = by_blocks ? kMinRowsPerThreadByBlocks : kMinRowsPerThread;
   const int threads =
       linked
           ? 1
-          : int(std::clamp<Index>(std::min<Index>(options.threads, rank_rows / kMinRowsPerThread),
+          : int(std::clamp<Index>(std::min<Index>(options.threads, rank_rows / min_rows_per_thread),
                                   1, std::max<Index>(1, rank_last_block - rank_first_block)));
-  std::vector<double> block_squares(size_t(2 * row_blocks));  // two buffers: atom k and k+1
-  // Split over ranks: each rank's block sums go out in `my_squares` (zero elsewhere, so
-  // the summing allreduce delivers every block's value exactly, x + 0 = x) and come back
-  // in block_squares; the norm is then summed in block order, as on one rank.
-  std::vector<double> my_squares(split ? size_t(row_blocks) : 0, 0.0);
-  Matrix products(d, kAtomBlock);  // D a_k of the current block
+  // Per row block, the sums every rank and thread needs: the squares of the atom's step
+  // (per atom) or the Gram matrix of a block's steps (per block). Two buffers, so that a
+  // fast thread starting the next atom or block cannot overwrite sums a slow one still
+  // reads. Split over ranks, the ranks exchange their blocks' values and then sum them in
+  // block order, as on one rank.
+  const Index sums_per_block = by_blocks ? kTriangle : 1;
+  const Index sums_size = sums_per_block * row_blocks;
+  std::vector<double> block_sums(static_cast<size_t>(2 * sums_size));
+  std::optional<BlockExchange> exchange;
+  if (split) exchange.emplace(*options.row_split, row_blocks, sums_per_block);
+  Matrix products(d, kSyncAtoms);  // D a_k of the current block (by_blocks: then r_k)
   Vector step(d);
+
+  // Sums the row-block values in `blocks` (this thread has written its own blocks'): after
+  // the barriers and the exchange, `total[j] = sum over row blocks of the j-th value`.
+  const auto reduce_blocks = [&](int team, int thread, Index count, double* blocks, double* total) {
+    if (team > 1) {
+#pragma omp barrier
+    }
+    if (split) {
+      if (thread == 0) exchange->exchange(blocks);
+      if (team > 1) {
+#pragma omp barrier
+      }
+    }
+    for (Index j = 0; j < count; ++j) total[j] = 0.0;
+    for (Index block = 0; block < row_blocks; ++block)
+      for (Index j = 0; j < count; ++j) total[j] += blocks[block * count + j];
+  };
+
   const auto sweep = [&](int thread, int team) {
     const Index rank_blocks = rank_last_block - rank_first_block;
     const Index first_block = rank_first_block + rank_blocks * thread / team;
@@ -166,24 +322,38 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
     const Index begin = std::min(d, first_block * kRowBlock);
     const Index end = std::min(d, last_block * kRowBlock);
     Index parity = 0;
+    const auto next_sums = [&] {
+      double* sums = block_sums.data() + parity * sums_size;
+      parity ^= 1;
+      return sums;
+    };
     for (Index pass = 0; pass < options.passes; ++pass) {
-      for (Index k0 = 0; k0 < K; k0 += kAtomBlock) {
-        const Index atoms = std::min(kAtomBlock, K - k0);
-        for (Index block = first_block; block < last_block; ++block) {
-          const Index row = block * kRowBlock, rows = std::min(kRowBlock, d - row);
-          if (rows == kRowBlock)
-            block_products<kRowBlock>(a, dictionary, k0, atoms, row, rows, products.data(), d);
-          else
-            block_products<0>(a, dictionary, k0, atoms, row, rows, products.data(), d);
+      for (Index k0 = 0; k0 < K; k0 += kSyncAtoms) {
+        const Index atoms = std::min(kSyncAtoms, K - k0);
+        for (Index tile = 0; tile < atoms; tile += kAtomBlock)
+          for (Index block = first_block; block < last_block; ++block) {
+            const Index row = block * kRowBlock, rows = std::min(kRowBlock, d - row);
+            const Index tile_atoms = std::min(kAtomBlock, atoms - tile);
+            double* tile_products = products.data() + tile * d;
+            if (rows == kRowBlock)
+              block_products<kRowBlock>(a, dictionary, k0 + tile, tile_atoms, row, rows,
+                                        tile_products, d);
+            else
+              block_products<0>(a, dictionary, k0 + tile, tile_atoms, row, rows, tile_products, d);
+          }
+        if (by_blocks) {
+          sweep_atom_block(a, b, options.min_curvature, k0, atoms, first_block, last_block,
+                           products, dictionary, next_sums(), [&](double* blocks, double* total) {
+                             reduce_blocks(team, thread, kTriangle, blocks, total);
+                           });
+          continue;
         }
         for (Index c = 0; c < atoms; ++c) {
           const Index k = k0 + c;
           const double curvature = a(k, k);
           if (!(curvature > options.min_curvature)) continue;  // same on every thread
           // u_k = d_k + (b_k - D a_k) / A_kk (clipped at 0 when positive), on my rows.
-          double* squares = block_squares.data() + parity * row_blocks;
-          parity ^= 1;
-          double* my_sums = split ? my_squares.data() : squares;
+          double* squares = next_sums();
           const double inverse_curvature = 1.0 / curvature;
           const double* d_k = dictionary.data() + k * d;
           const double* b_k = b.data() + k * d;
@@ -197,23 +367,11 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
               step(i) = value;
               sum += value * value;
             }
-            my_sums[block] = sum;
+            squares[block] = sum;
           }
           // Every thread (and rank) needs the norm of the whole step before scaling its rows.
-          if (team > 1) {
-#pragma omp barrier
-          }
-          if (split) {
-            if (thread == 0)
-              check_mpi(MPI_Allreduce(my_squares.data(), squares, int(row_blocks), MPI_DOUBLE,
-                                      MPI_SUM, options.row_split->get()),
-                        "MPI_Allreduce (atom step norms)");
-            if (team > 1) {
-#pragma omp barrier
-            }
-          }
           double norm_squared = 0.0;
-          for (Index block = 0; block < row_blocks; ++block) norm_squared += squares[block];
+          reduce_blocks(team, thread, 1, squares, &norm_squared);
           // Projection onto the unit ball (linked: onto each modality's ball, one thread).
           double scale = norm_squared > 1.0 ? 1.0 / std::sqrt(norm_squared) : 1.0;
           if (linked) {

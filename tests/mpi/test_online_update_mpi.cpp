@@ -26,10 +26,14 @@ struct Problem {
 };
 
 // The same problem on every rank (same seed).
-Problem make_problem(Index d, Index K, bool positive) {
+Problem make_problem(Index d, Index K, bool positive, bool unused_atoms) {
   Random random(1234 + std::uint64_t(d) * 7 + std::uint64_t(K));
   const Index n = 3 * K;
-  const Matrix codes = sparse_codes(K, n, 0.2, random);
+  Matrix codes = sparse_codes(K, n, 0.2, random);
+  if (unused_atoms) {  // without curvature, inside the first two blocks of 8 atoms
+    codes.row(3).setZero();
+    codes.row(K - 7).setZero();
+  }
   Matrix x = gaussian(d, n, random);
   if (positive) x = x.cwiseAbs();
   Matrix dictionary = gaussian(d, K, random);
@@ -46,15 +50,19 @@ TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi
     Index d, K, passes;
     bool positive;
     int threads;
+    bool unused_atoms;
   };
   // d = 8: one row block (ranks beyond the first own no rows); d = 37: a partial last
   // block; d = 300 and 600 with 2 threads: rows shared by ranks and threads (at 600, two
-  // threads per rank on 2 ranks: the allreduce runs inside the OpenMP team).
-  const Case cases[] = {{8, 12, 1, false, 1},   {37, 40, 1, false, 1},  {64, 96, 2, true, 1},
-                        {300, 24, 1, false, 2}, {600, 16, 2, false, 2}, {129, 50, 3, false, 1}};
+  // threads per rank on 2 ranks: the exchange runs inside the OpenMP team); atoms
+  // without curvature inside blocks of atoms, with and without positivity.
+  const Case cases[] = {{8, 12, 1, false, 1, false},   {37, 40, 1, false, 1, false},
+                        {64, 96, 2, true, 1, false},   {300, 24, 1, false, 2, false},
+                        {600, 16, 2, false, 2, false}, {129, 50, 3, false, 1, false},
+                        {70, 21, 2, false, 2, true},   {45, 19, 1, true, 1, true}};
   for (const Case& c : cases) {
-    CAPTURE(c.d, c.K, c.passes, c.positive, c.threads, comm.size());
-    const Problem p = make_problem(c.d, c.K, c.positive);
+    CAPTURE(c.d, c.K, c.passes, c.positive, c.threads, c.unused_atoms, comm.size());
+    const Problem p = make_problem(c.d, c.K, c.positive, c.unused_atoms);
     OnlineUpdateOptions options;
     options.passes = c.passes;
     options.positive = c.positive;
@@ -81,7 +89,7 @@ TEST_CASE("row split: auto is resolved by timing, the same on every rank", "[mpi
   CHECK(dictlearn::choose_row_split(options, 784, 256, 1e3) == RowSplit::off);
   options.row_split = &comm;
   CHECK_FALSE(dictlearn::online_update_splits_rows(options));  // unresolved
-  // A sweep of 1000 s always pays for 257 small allreduces; one of 0 s never does.
+  // A sweep of 1000 s always pays for 33 small collectives; one of 0 s never does.
   CHECK(dictlearn::choose_row_split(options, 784, 256, 1e3) ==
         (many ? RowSplit::on : RowSplit::off));
   CHECK(dictlearn::choose_row_split(options, 784, 256, 0.0) == RowSplit::off);

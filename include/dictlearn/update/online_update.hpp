@@ -29,12 +29,15 @@ struct OnlineUpdateOptions {
   bool positive = false;         ///< project onto D >= 0 as well
   double min_curvature = 1e-12;  ///< skip atoms with A_kk below this
   /// OpenMP threads sharing the rows of D (used only when d is large enough to pay for a
-  /// barrier per atom). The result is bitwise the same for any thread count.
+  /// barrier per block of 8 atoms, or per atom with `positive`). The result is bitwise
+  /// the same for any thread count.
   int threads = 1;
   /// Ranks that hold the same A, B and D and may share the update (see `split`): each
-  /// updates its own contiguous rows of D (the step norms travel in one small allreduce
-  /// per atom), then the rows are gathered. Bitwise the same D as one rank computing it
-  /// all. Null or one rank: no split. Not used for linked constraints (whole atoms).
+  /// updates its own contiguous rows of D, then the rows are gathered. What the ranks need
+  /// of each other's rows travels in one small allgather per block of 8 atoms (the Gram
+  /// matrix of the 8 unscaled steps, per 16-row block; per atom with `positive`). Bitwise
+  /// the same D as one rank computing it all. Null or one rank: no split. Not used for
+  /// linked constraints (whole atoms).
   /// With threads > 1 the team's master thread calls MPI: initialise MPI with at least
   /// MPI_THREAD_FUNNELED (the CLI does).
   const Communicator* row_split = nullptr;
@@ -53,11 +56,12 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
 bool online_update_splits_rows(const OnlineUpdateOptions& options);
 
 /// Resolves RowSplit::automatic by measurement; collective over options.row_split. The
-/// split saves (1 - 1/P) of the sweep and adds passes K + 1 small collectives; it is
-/// chosen when the saving exceeds 1.5 x the cost. `sweep_seconds`: this rank's time of
-/// one unsplit online_dictionary_update; the latency is timed here (32 allreduces of the
-/// split's message). The slowest rank's figures decide: the same answer on every rank.
-/// Off without a communicator of >= 2 ranks, for linked constraints and for d <= 16.
+/// split saves (1 - 1/P) of the sweep and adds passes K/8 + 1 small collectives (passes K
+/// + 1 with `positive`); it is chosen when the saving exceeds 1.5 x the cost.
+/// `sweep_seconds`: this rank's time of one unsplit online_dictionary_update; the latency
+/// is timed here (32 of the split's collectives). The slowest rank's figures decide: the same
+/// answer on every rank. Off without a communicator of >= 2 ranks, for linked constraints and for d
+/// <= 16.
 RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
                           double sweep_seconds);
 

@@ -1,0 +1,165 @@
+// online_update_bench: times one online (BCD) dictionary update, the rows of D updated by
+// every rank alone (split off) and shared by the ranks (split on), for a list of shapes,
+// to see when the row split pays and what one update costs.
+//
+//   mpirun -n 2 online_update_bench [--shapes 64x256,128x512,784x256] [--reps 200]
+//                                   [--threads 1]
+//
+// The statistics are those of 2560 samples with 12 nonzero codes each (A = C C^T,
+// B = X C^T, Gaussian X and code values), the same on every rank; D starts from unit
+// Gaussian columns. Each call restarts from that D after a barrier and is timed by the
+// slowest rank. Rank 0 prints a Markdown table of best and median milliseconds per call
+// and the largest difference between the split and unsplit dictionaries (0: bitwise).
+// Run MPI with MPI_THREAD_FUNNELED (as the CLI does) when --threads > 1.
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dictlearn/core/random.hpp"
+#include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/update/online_update.hpp"
+
+namespace {
+
+using dictlearn::Index;
+using dictlearn::Matrix;
+
+struct Options {
+  std::vector<std::pair<Index, Index>> shapes{{64, 256}, {128, 512}, {784, 256}};
+  int reps = 200;
+  int threads = 1;
+};
+
+[[noreturn]] void usage_error(int rank, const std::string& message) {
+  if (rank == 0) std::fprintf(stderr, "online_update_bench: error: %s\n", message.c_str());
+  MPI_Abort(MPI_COMM_WORLD, 2);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv, int rank) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) usage_error(rank, arg + " needs a value");
+    const std::string value = argv[++i];
+    try {
+      if (arg == "--shapes") {
+        options.shapes.clear();
+        for (size_t start = 0; start <= value.size();) {
+          const size_t comma = std::min(value.find(',', start), value.size());
+          const std::string shape = value.substr(start, comma - start);
+          const size_t x = shape.find('x');
+          if (x == std::string::npos) usage_error(rank, "--shapes: expected dxK, got " + shape);
+          options.shapes.emplace_back(std::stol(shape.substr(0, x)),
+                                      std::stol(shape.substr(x + 1)));
+          start = comma + 1;
+        }
+      } else if (arg == "--reps") {
+        options.reps = std::stoi(value);
+      } else if (arg == "--threads") {
+        options.threads = std::stoi(value);
+      } else {
+        usage_error(rank, "unknown option " + arg);
+      }
+    } catch (const std::logic_error&) {
+      usage_error(rank, "bad value '" + value + "' for " + arg);
+    }
+  }
+  for (const auto& [d, K] : options.shapes)
+    if (d < 1 || K < 1) usage_error(rank, "--shapes: d and K must be positive");
+  if (options.reps < 1 || options.threads < 1)
+    usage_error(rank, "--reps and --threads must be >= 1");
+  return options;
+}
+
+void random_problem(Index d, Index K, Matrix& a, Matrix& b, Matrix& dictionary) {
+  dictlearn::Random random(dictlearn::derive_seed({23, std::uint64_t(d), std::uint64_t(K)}));
+  const Index samples = 2560, nonzeros = std::min<Index>(12, K);
+  Matrix codes = Matrix::Zero(K, samples), x(d, samples);
+  for (Index s = 0; s < samples; ++s) {
+    for (Index j = 0; j < nonzeros; ++j)
+      codes(Index(random.below(std::uint64_t(K))), s) = random.normal();
+    for (Index i = 0; i < d; ++i) x(i, s) = random.normal();
+  }
+  a = codes * codes.transpose();
+  b = x * codes.transpose();
+  dictionary.resize(d, K);
+  for (Index k = 0; k < K; ++k) {
+    for (Index i = 0; i < d; ++i) dictionary(i, k) = random.normal();
+    dictionary.col(k).normalize();
+  }
+}
+
+/// Best and median of `reps` timed calls (after one untimed), each the slowest rank's.
+std::pair<double, double> time_calls(const dictlearn::Communicator& comm, int reps,
+                                     const std::function<void()>& call) {
+  call();
+  std::vector<double> times;
+  for (int r = 0; r < reps; ++r) {
+    comm.barrier();
+    const double start = MPI_Wtime();
+    call();
+    double elapsed = MPI_Wtime() - start;
+    MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, comm.get());
+    times.push_back(elapsed);
+  }
+  std::sort(times.begin(), times.end());
+  return {times.front(), times[times.size() / 2]};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  int status = 0;
+  {
+    dictlearn::Communicator comm(MPI_COMM_WORLD);
+    const Options options = parse(argc, argv, comm.rank());
+    try {
+      if (comm.is_root()) {
+        std::printf("# online update, %d ranks x %d threads, best and median of %d calls (ms)\n",
+                    comm.size(), options.threads, options.reps);
+        std::printf(
+            "| d x K | unsplit best | unsplit median | split best | split median "
+            "| unsplit / split | max diff |\n|---|---|---|---|---|---|---|\n");
+      }
+      for (const auto& [d, K] : options.shapes) {
+        Matrix a, b, start;
+        random_problem(d, K, a, b, start);
+        dictlearn::OnlineUpdateOptions online;
+        online.threads = options.threads;
+        online.row_split = &comm;
+        Matrix unsplit = start, split = start;
+        online.split = dictlearn::RowSplit::off;
+        const auto alone = time_calls(comm, options.reps, [&] {
+          unsplit = start;
+          dictlearn::online_dictionary_update(a, b, unsplit, online);
+        });
+        online.split = dictlearn::RowSplit::on;
+        const auto shared = time_calls(comm, options.reps, [&] {
+          split = start;
+          dictlearn::online_dictionary_update(a, b, split, online);
+        });
+        if (comm.is_root())
+          std::printf("| %ldx%ld | %.4f | %.4f | %.4f | %.4f | %.2f | %.1e |\n", long(d), long(K),
+                      1e3 * alone.first, 1e3 * alone.second, 1e3 * shared.first,
+                      1e3 * shared.second, alone.first / shared.first,
+                      (unsplit - split).cwiseAbs().maxCoeff());
+        std::fflush(stdout);
+      }
+    } catch (const dictlearn::Error& error) {
+      if (comm.is_root()) std::fprintf(stderr, "online_update_bench: error: %s\n", error.what());
+      status = 1;
+    }
+  }
+  MPI_Finalize();
+  return status;
+}
