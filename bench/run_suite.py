@@ -114,6 +114,8 @@ def parse_args(argv=None):
     p.add_argument("--skip-sklearn", action="store_true", help="do not run scikit-learn")
     p.add_argument("--no-floor", action="store_true", help="skip the BLAS floor")
     p.add_argument("--no-memory", action="store_true", help="skip the memory check")
+    p.add_argument("--no-cpu-check", action="store_true",
+                   help="skip timing one single-thread run pinned to each CPU")
     p.add_argument("--no-curve", action="store_true", help="skip objective-vs-time points")
     p.add_argument("--curve-epochs", default=None,
                    help="epoch fractions for the objective-vs-time plot "
@@ -728,6 +730,36 @@ def memory_check(S, a):
     return out
 
 
+def cpu_check(S, a, ds, cfg, repeats=2):
+    """The same 1-rank, 1-thread training pinned to each CPU in turn. On a VM the CPUs need
+    not be equally fast (host load, neighbours), and a 2-rank run is paced by the slower
+    one: its speed-up over one rank depends on which CPU that rank ran on."""
+    out = []
+    cpus = sorted(os.sched_getaffinity(0))
+    for rep in range(repeats):
+        for cpu in cpus:
+            name = S._name(ds, "cpu%d" % cpu, "r%d" % rep)
+            target = os.path.join(S.dicts, name + ".h5")
+            argv = [a.dictlearn, "train", "--input", cfg["path"] + ":/X", "--atoms", str(cfg["K"]),
+                    "--lambda", str(cfg["lam"]), "--batch-size", str(cfg["batch"]),
+                    "--epochs", str(cfg["epochs"]), "--threads", "1", "--seed", "0",
+                    "--output", target, "--force"] + shlex.split(a.dictlearn_args)
+            r = subprocess.run(argv, cwd=REPO, env=S.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, universal_newlines=True,
+                               preexec_fn=lambda c=cpu: os.sched_setaffinity(0, {c}))
+            if os.path.exists(target):
+                os.remove(target)
+            m = re.search(r"training ([\d.]+) s", r.stdout)
+            if r.returncode != 0 or not m:
+                raise RuntimeError("pinned run on CPU %d failed: %s" % (cpu, r.stdout[-300:]))
+            out.append(dict(dataset=ds, cpu=cpu, repeat=rep, training_s=float(m.group(1)),
+                            command="taskset -c %d %s" % (cpu, quote(argv))))
+    for cpu in cpus:
+        best = min(r["training_s"] for r in out if r["cpu"] == cpu)
+        log("cpu check: %s 1x1 pinned to CPU %d: best training %.3f s" % (ds, cpu, best))
+    return out
+
+
 def summarize(a, datasets, rows, floors):
     """One summary row per (dataset, learner/layout)."""
     out = []
@@ -837,7 +869,7 @@ def plot(path, curve, datasets):
 
 
 def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, curve, have_png,
-                   total_s):
+                   total_s, cpus=()):
     L = []
     L.append("# dictlearn benchmark suite%s" % (" (quick smoke test)" if a.quick else ""))
     L.append("")
@@ -931,6 +963,29 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
                 fmt(min([s["best_wall_over_floor"] for s in dl if s.get("best_wall_over_floor")],
                         default=None), "%.1fx")))
         L.append("")
+    if cpus:
+        ds = cpus[0]["dataset"]
+        ids = sorted({r["cpu"] for r in cpus})
+        best = {c: min(r["training_s"] for r in cpus if r["cpu"] == c) for c in ids}
+        L.append("## CPU check (%s, 1 rank x 1 thread pinned to each CPU)" % ds)
+        L.append("")
+        L.append("| CPU | training s (each repeat) | best s |")
+        L.append("|---|---|---|")
+        for c in ids:
+            L.append("| %d | %s | %.3f |" % (c, " ".join(
+                "%.3f" % r["training_s"] for r in cpus if r["cpu"] == c), best[c]))
+        L.append("")
+        two = [x for x in summary if x["dataset"] == ds and x["layout"] == "2x1"]
+        ratio = max(best.values()) / min(best.values())
+        text = ("The slowest CPU needs %.2fx the time of the fastest for the same work. "
+                "A 2-rank run occupies both, so it is paced by the slower one." % ratio)
+        if two and two[0].get("own_median_s"):
+            own = two[0]["own_median_s"]
+            text += (" Training loop of 2x1 (median %.3f s) against 1x1 pinned to the fastest "
+                     "CPU: %.2fx; to the slowest: %.2fx." % (
+                         own, min(best.values()) / own, max(best.values()) / own))
+        L.append(text)
+        L.append("")
     if memory:
         L.append("## Memory check (patches, 2 ranks x 1 thread, 1 epoch)")
         L.append("")
@@ -1007,7 +1062,7 @@ def main(argv=None):
             "tree, not per rank" % TIME)
 
     configs = dataset_configs(a.quick)
-    dsrecs, rows, floors, curve, memory = {}, [], {}, [], []
+    dsrecs, rows, floors, curve, memory, cpus = {}, [], {}, [], [], []
     for ds in a.dataset_list:
         cfg = configs[ds]
         try:
@@ -1020,6 +1075,11 @@ def main(argv=None):
         log("%s: %d x %d train, %d test; K=%d lambda=%g batch=%d epochs=%d" % (
             ds, rec["train"], rec["dim"], rec["test"], cfg["K"], cfg["lam"], cfg["batch"],
             cfg["epochs"]))
+        if not a.no_cpu_check and not cpus:
+            try:
+                cpus = cpu_check(S, a, ds, cfg)
+            except RuntimeError as exc:
+                log("cpu check skipped: %s" % exc)
         run_dataset(S, a, ds, cfg, rows, floors, curve)
         S.test_sets.clear()
     if not a.no_memory:
@@ -1044,6 +1104,8 @@ def main(argv=None):
     write_csv(os.path.join(a.out, "curve.csv"), curve, ["dataset", "learner", "epochs"])
     if memory:
         write_csv(os.path.join(a.out, "memory.csv"), memory, ["samples", "rss_per_rank_mb"])
+    if cpus:
+        write_csv(os.path.join(a.out, "cpus.csv"), cpus, ["dataset", "cpu", "repeat", "training_s"])
     if floors:
         with open(os.path.join(a.out, "blas_floor.json"), "w") as fh:
             json.dump(floors, fh, indent=1)
@@ -1051,7 +1113,7 @@ def main(argv=None):
     total = time.perf_counter() - t_start
     md = os.path.join(a.out, "results.md")
     write_markdown(md, a, machine, dsrecs, configs, summary, floors, memory, curve, have_png,
-                   total)
+                   total, cpus)
     if not a.keep_dictionaries:
         try:
             os.rmdir(S.dicts)
