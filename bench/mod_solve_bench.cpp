@@ -26,6 +26,7 @@
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/update/distributed_mod_update.hpp"
 #include "dictlearn/update/mod_update.hpp"
+#include "time_calls.hpp"
 
 namespace {
 
@@ -88,23 +89,6 @@ void random_statistics(Index K, Index d, Matrix& a, Matrix& b) {
     for (Index i = 0; i < d; ++i) b(i, j) = random.normal();
 }
 
-/// Best and median of `reps` timed calls (after one untimed), each the slowest rank's.
-std::pair<double, double> time_calls(const dictlearn::Communicator& comm, int reps,
-                                     const std::function<void()>& call) {
-  call();
-  std::vector<double> times;
-  for (int r = 0; r < reps; ++r) {
-    comm.barrier();
-    const double start = MPI_Wtime();
-    call();
-    double elapsed = MPI_Wtime() - start;
-    MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, comm.get());
-    times.push_back(elapsed);
-  }
-  std::sort(times.begin(), times.end());
-  return {times.front(), times[times.size() / 2]};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -127,11 +111,11 @@ int main(int argc, char** argv) {
         random_statistics(K, options.dim, a, b);
         const Matrix start = Matrix::Zero(options.dim, K);
         Matrix lapack = start, scalapack = start;
-        const auto serial = time_calls(comm, options.reps, [&] {
+        const auto serial = bench::time_calls(comm, options.reps, [&] {
           lapack = start;
           dictlearn::mod_dictionary_update(a, b, lapack, mod);
         });
-        const auto distributed = time_calls(comm, options.reps, [&] {
+        const auto distributed = bench::time_calls(comm, options.reps, [&] {
           scalapack = start;
           dictlearn::mod_dictionary_update_distributed(comm, a, b, scalapack, mod);
         });

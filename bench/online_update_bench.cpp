@@ -25,6 +25,7 @@
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/update/online_update.hpp"
+#include "time_calls.hpp"
 
 namespace {
 
@@ -97,23 +98,6 @@ void random_problem(Index d, Index K, Matrix& a, Matrix& b, Matrix& dictionary) 
   }
 }
 
-/// Best and median of `reps` timed calls (after one untimed), each the slowest rank's.
-std::pair<double, double> time_calls(const dictlearn::Communicator& comm, int reps,
-                                     const std::function<void()>& call) {
-  call();
-  std::vector<double> times;
-  for (int r = 0; r < reps; ++r) {
-    comm.barrier();
-    const double start = MPI_Wtime();
-    call();
-    double elapsed = MPI_Wtime() - start;
-    MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, comm.get());
-    times.push_back(elapsed);
-  }
-  std::sort(times.begin(), times.end());
-  return {times.front(), times[times.size() / 2]};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,12 +123,12 @@ int main(int argc, char** argv) {
         online.row_split = &comm;
         Matrix unsplit = start, split = start;
         online.split = dictlearn::RowSplit::off;
-        const auto alone = time_calls(comm, options.reps, [&] {
+        const auto alone = bench::time_calls(comm, options.reps, [&] {
           unsplit = start;
           dictlearn::online_dictionary_update(a, b, unsplit, online);
         });
         online.split = dictlearn::RowSplit::on;
-        const auto shared = time_calls(comm, options.reps, [&] {
+        const auto shared = bench::time_calls(comm, options.reps, [&] {
           split = start;
           dictlearn::online_dictionary_update(a, b, split, online);
         });

@@ -24,10 +24,9 @@ constexpr Index kAtomBlock = 8;
 // boundaries, so every row is computed by the same instruction sequence whatever the
 // thread count (bitwise-stable results).
 constexpr Index kRowBlock = 16;
-// Atoms updated between two synchronisations of the threads and ranks sharing the rows
-// (plain unit balls; see sweep_atom_block); a multiple of kAtomBlock.
-constexpr Index kSyncAtoms = 8;
-constexpr Index kTriangle = kSyncAtoms * (kSyncAtoms + 1) / 2;  // a Gram matrix's triangle
+// Plain unit balls: the threads and ranks sharing the rows meet once per block of
+// kAtomBlock atoms (see sweep_atom_block; 16 and 32 atoms per meeting measured slower).
+constexpr Index kTriangle = kAtomBlock * (kAtomBlock + 1) / 2;  // a Gram matrix's triangle
 // Below this many rows per thread, a barrier per atom (or per block of atoms) costs more
 // than the work it shares.
 constexpr Index kMinRowsPerThread = 128;
@@ -46,6 +45,9 @@ bool splittable(const OnlineUpdateOptions& options) {
          (options.constraint == nullptr || options.constraint->plain());
 }
 
+// Rank r owns row blocks [blocks r / P, blocks (r + 1) / P) of D when the rows are split.
+Index first_block_of(Index row_blocks, int rank, int ranks) { return row_blocks * rank / ranks; }
+
 // After a row-split update every rank has its own rows of D: gather the others'.
 void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) {
   const Index d = dictionary.rows(), K = dictionary.cols();
@@ -54,7 +56,7 @@ void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) 
   std::vector<int> counts(n_ranks), offsets(n_ranks);
   std::vector<Index> first_row(n_ranks + 1);
   for (int r = 0; r <= ranks; ++r)
-    first_row[size_t(r)] = std::min(d, row_blocks * r / ranks * kRowBlock);
+    first_row[size_t(r)] = std::min(d, first_block_of(row_blocks, r, ranks) * kRowBlock);
   for (int r = 0; r < ranks; ++r) {
     counts[size_t(r)] = int((first_row[size_t(r) + 1] - first_row[size_t(r)]) * K);
     offsets[size_t(r)] = int(first_row[size_t(r)] * K);
@@ -77,9 +79,6 @@ void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) 
       for (Index i = 0; i < rows; ++i) dictionary(first + i, k) = theirs[k * rows + i];
   }
 }
-
-// Rank r owns row blocks [blocks r / P, blocks (r + 1) / P) of D when the rows are split.
-Index first_block_of(Index row_blocks, int rank, int ranks) { return row_blocks * rank / ranks; }
 
 // The split sweep's one collective: each rank has written `per_block` values for each of
 // its row blocks into its part of a buffer of all blocks' values; afterwards every rank
@@ -193,8 +192,8 @@ void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, In
   const Index d = dictionary.rows();
   const Index begin = std::min(d, first_block * kRowBlock),
               end = std::min(d, last_block * kRowBlock);
-  bool active[kSyncAtoms] = {};
-  double inverse_curvature[kSyncAtoms] = {};
+  bool active[kAtomBlock] = {};
+  double inverse_curvature[kAtomBlock] = {};
   for (Index c = 0; c < atoms; ++c) {
     const double curvature = a(k0 + c, k0 + c);
     active[c] = curvature > min_curvature;
@@ -219,7 +218,7 @@ void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, In
   for (Index block = first_block; block < last_block; ++block) {
     const Index row = block * kRowBlock, row_end = std::min(d, row + kRowBlock);
     double* gram = sums + block * kTriangle;
-    for (Index c = 0, at = 0; c < kSyncAtoms; ++c)
+    for (Index c = 0, at = 0; c < kAtomBlock; ++c)
       for (Index m = 0; m <= c; ++m, ++at) {
         double sum = 0.0;
         if (c < atoms && active[c] && active[m]) {
@@ -233,8 +232,8 @@ void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, In
   double gram[kTriangle];
   reduce(sums, gram);
   // The scales, in atom order (the same arithmetic on every thread and rank).
-  double coefficients[kSyncAtoms][kSyncAtoms] = {};  // C, lower triangular
-  double scale[kSyncAtoms] = {};
+  double coefficients[kAtomBlock][kAtomBlock] = {};  // C, lower triangular
+  double scale[kAtomBlock] = {};
   for (Index c = 0; c < atoms; ++c) {
     if (!active[c]) continue;
     double* row_c = coefficients[c];
@@ -305,7 +304,7 @@ RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
             "MPI_Allreduce (row split decision)");
   const double ranks = double(comm->size());
   const double saved = (1.0 - 1.0 / ranks) * measured[0];
-  const Index syncs = by_blocks ? (K + kSyncAtoms - 1) / kSyncAtoms : K;
+  const Index syncs = by_blocks ? (K + kAtomBlock - 1) / kAtomBlock : K;
   const double added = double(options.passes * syncs + 1) * measured[1];  // + the allgather
   return saved > kSplitMargin * added ? RowSplit::on : RowSplit::off;
 }
@@ -346,7 +345,7 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
   std::vector<double> block_sums(static_cast<size_t>(2 * sums_size));
   std::optional<BlockExchange> exchange;
   if (split) exchange.emplace(*options.row_split, row_blocks, sums_per_block);
-  Matrix products(d, kSyncAtoms);  // D a_k of the current block (by_blocks: then r_k)
+  Matrix products(d, kAtomBlock);  // D a_k of the current block (by_blocks: then r_k)
   Vector step(d);
 
   // Sums the row-block values in `blocks` (this thread has written its own blocks'): after
@@ -379,21 +378,17 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
       return sums;
     };
     for (Index pass = 0; pass < options.passes; ++pass) {
-      for (Index k0 = 0; k0 < K; k0 += kSyncAtoms) {
-        const Index atoms = std::min(kSyncAtoms, K - k0);
-        for (Index tile = 0; tile < atoms; tile += kAtomBlock)
-          for (Index block = first_block; block < last_block; ++block) {
-            const Index row = block * kRowBlock, rows = std::min(kRowBlock, d - row);
-            const Index tile_atoms = std::min(kAtomBlock, atoms - tile);
-            double* tile_products = products.data() + tile * d;
-            if (rows == kRowBlock && tile_atoms == kAtomBlock)
-              full_tile_products(a, dictionary, k0 + tile, row, tile_products, d);
-            else if (rows == kRowBlock)
-              block_products<kRowBlock>(a, dictionary, k0 + tile, tile_atoms, row, rows,
-                                        tile_products, d);
-            else
-              block_products<0>(a, dictionary, k0 + tile, tile_atoms, row, rows, tile_products, d);
-          }
+      for (Index k0 = 0; k0 < K; k0 += kAtomBlock) {
+        const Index atoms = std::min(kAtomBlock, K - k0);
+        for (Index block = first_block; block < last_block; ++block) {
+          const Index row = block * kRowBlock, rows = std::min(kRowBlock, d - row);
+          if (rows == kRowBlock && atoms == kAtomBlock)
+            full_tile_products(a, dictionary, k0, row, products.data(), d);
+          else if (rows == kRowBlock)
+            block_products<kRowBlock>(a, dictionary, k0, atoms, row, rows, products.data(), d);
+          else
+            block_products<0>(a, dictionary, k0, atoms, row, rows, products.data(), d);
+        }
         if (by_blocks) {
           sweep_atom_block(a, b, options.min_curvature, k0, atoms, first_block, last_block,
                            products, dictionary, next_sums(), [&](double* blocks, double* total) {
