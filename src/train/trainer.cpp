@@ -3,7 +3,9 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 
 #include "dictlearn/coding/minibatch_coder.hpp"
@@ -257,14 +259,23 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       options.update == UpdateKind::mod &&
       (options.mod_solver == ModSolver::scalapack ||
        (options.mod_solver == ModSolver::automatic && comm.size() > 1 && K >= kScalapackMinAtoms));
+  // With auto, the first updates run unsplit and timed; then the ranks decide once, on the
+  // fastest of them: the first call alone is slowed by cold caches and, on a noisy
+  // machine, by a single hiccup (it once turned the split on where it costs time).
+  constexpr int kSplitTimedUpdates = 4;
+  int timed_updates = 0;
+  double fastest_update = std::numeric_limits<double>::infinity();
   // The update rule on the current statistics; the same result on every rank.
   const auto update_dictionary = [&] {
     if (options.update == UpdateKind::online) {
-      // With auto, the first update runs unsplit and timed; then the ranks decide once.
       const double start = MPI_Wtime();
       online_dictionary_update(a, b, dictionary, online);
-      if (online.split == RowSplit::automatic)
-        online.split = choose_row_split(online, d, K, MPI_Wtime() - start);
+      if (online.split == RowSplit::automatic) {
+        fastest_update = std::min(fastest_update, MPI_Wtime() - start);
+        // Every rank counts the same updates, so all reach the collective decision together.
+        if (++timed_updates == kSplitTimedUpdates)
+          online.split = choose_row_split(online, d, K, fastest_update);
+      }
       result.update_rows_split = online_update_splits_rows(online);
     } else if (options.update == UpdateKind::hebbian) {
       hebbian_dictionary_update(a, b, dictionary, hebbian_rate(hebbian, state.step), hebbian);

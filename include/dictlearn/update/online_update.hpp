@@ -19,7 +19,7 @@ class Communicator;
 
 /// Whether the ranks split D's rows in the update: off (every rank updates all of D), on,
 /// or automatic: the caller measures and resolves it with choose_row_split (the trainer
-/// does so at its first update); unresolved it means off.
+/// does so after its first 4 updates, on the fastest); unresolved it means off.
 enum class RowSplit { automatic, off, on };
 RowSplit parse_row_split(const std::string& name);
 std::string to_string(RowSplit split);
