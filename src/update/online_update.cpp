@@ -127,10 +127,17 @@ void block_products(const Matrix& a, const Matrix& dictionary, Index k0, Index a
 }
 
 // The full tile (16 rows, 8 atoms), the common case: the 16 x 8 sums live in registers
-// (two 8-lane vectors per atom; the compiler keeps arrays of them in memory, hence the
-// named accumulators of a fixed-size lambda-free loop). Same products, same order of
-// operations per element as block_products.
-using Lanes = double __attribute__((vector_size(64)));  // 8 doubles (AVX-512 or 2 x AVX2)
+// (the compiler keeps arrays of vectors in memory, hence named accumulators). Same
+// products, same order of operations per element as block_products.
+#if defined(__AVX512F__)
+// 32 vector registers: the whole tile at once, two 8-lane vectors per atom.
+using Lanes = double __attribute__((vector_size(64)));
+#elif defined(__AVX__)
+using Lanes = double __attribute__((vector_size(32)));
+#else
+using Lanes = double __attribute__((vector_size(16)));
+#endif
+constexpr Index kLanes = Index(sizeof(Lanes) / sizeof(double));
 
 Lanes load_lanes(const double* from) {
   Lanes value;
@@ -140,9 +147,10 @@ Lanes load_lanes(const double* from) {
 
 void store_lanes(double* to, Lanes value) { std::memcpy(to, &value, sizeof value); }
 
+#if defined(__AVX512F__)
 void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Index begin,
                         double* products, Index products_ld) {
-  static_assert(kRowBlock == 16 && kAtomBlock == 8, "the register tile is 16 x 8");
+  static_assert(kRowBlock == 2 * kLanes && kAtomBlock == 8, "the register tile is 16 x 8");
   const Index K = dictionary.cols(), d = dictionary.rows();
   Lanes s00{}, s01{}, s10{}, s11{}, s20{}, s21{}, s30{}, s31{}, s40{}, s41{}, s50{}, s51{}, s60{},
       s61{}, s70{}, s71{};
@@ -175,6 +183,41 @@ void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Ind
     store_lanes(out + c * products_ld + 8, sums[c][1]);
   }
 }
+#else
+// 16 vector registers: the 16 x 8 tile would need 32 (AVX2) and GCC spilled them to the
+// stack with store-forwarding stalls (one sweep 70x slower on a Zen 3). So the tile is
+// formed in passes of 2 vectors of rows x 4 atoms: 8 accumulators, 11 registers in use.
+void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Index begin,
+                        double* products, Index products_ld) {
+  constexpr Index kPassRows = 2 * kLanes, kPassAtoms = 4;
+  static_assert(kRowBlock % kPassRows == 0 && kAtomBlock % kPassAtoms == 0,
+                "the passes cover the tile");
+  const Index K = dictionary.cols(), d = dictionary.rows();
+  for (Index row = 0; row < kRowBlock; row += kPassRows)
+    for (Index c0 = 0; c0 < kAtomBlock; c0 += kPassAtoms) {
+      Lanes s00{}, s01{}, s10{}, s11{}, s20{}, s21{}, s30{}, s31{};
+      const double* column = dictionary.data() + begin + row;
+      const double* a_row = a.data() + (k0 + c0) * K;  // A(j, k0 + c0 + c) at a_row[c * K + j]
+      for (Index j = 0; j < K; ++j, column += d) {
+        const Lanes low = load_lanes(column), high = load_lanes(column + kLanes);
+        double w = a_row[j];
+        s00 += low * w, s01 += high * w;
+        w = a_row[K + j];
+        s10 += low * w, s11 += high * w;
+        w = a_row[2 * K + j];
+        s20 += low * w, s21 += high * w;
+        w = a_row[3 * K + j];
+        s30 += low * w, s31 += high * w;
+      }
+      double* out = products + begin + row + c0 * products_ld;
+      const Lanes sums[kPassAtoms][2] = {{s00, s01}, {s10, s11}, {s20, s21}, {s30, s31}};
+      for (Index c = 0; c < kPassAtoms; ++c) {
+        store_lanes(out + c * products_ld, sums[c][0]);
+        store_lanes(out + c * products_ld + kLanes, sums[c][1]);
+      }
+    }
+}
+#endif
 
 // Updates atoms k0 .. k0 + atoms - 1 (unit balls, no clipping) on rows [first_block,
 // last_block) with one synchronisation (`reduce`) instead of one per atom. With
