@@ -7,20 +7,21 @@ SLURM_TEST_TIMEOUT=${SLURM_TEST_TIMEOUT:-540}
 slurm_cluster_up
 cd "$WORK"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# The training time of a run, from its last progress line ("... elapsed 12.3s ...").
+elapsed_seconds() { sed -n 's/.*elapsed \([0-9.]*\)s.*/\1/p' "$1" | tail -1; }
 # The job must outlive the signal 30 s into its first run, and not by much more: an epoch
 # of the default config takes 1 s on 2 ranks of one machine and 1.8 s on another, so
 # a 3-epoch probe sizes the run to ~45 s (a fixed 50 epochs made this test 261 s long).
-# shellcheck disable=SC2086
 mpirun -n 2 --oversubscribe "$DICTLEARN" train "$REPO/configs/default.yaml" --epochs 3 \
   --threads 1 --output probe.h5 >probe.log 2>&1 || fail "3-epoch probe run"
-probe_seconds=$(sed -n 's/.*elapsed \([0-9.]*\)s.*/\1/p' probe.log | tail -1)
+probe_seconds=$(elapsed_seconds probe.log)
 epochs=$(awk -v s="${probe_seconds:-0}" 'BEGIN { e = s > 0 ? int(45 / (s / 3)) + 1 : 50;
   print (e < 4 ? 4 : (e > 200 ? 200 : e)) }')
 ARGS="--epochs $epochs"
 # shellcheck disable=SC2086
 mpirun -n 2 --oversubscribe "$DICTLEARN" train "$REPO/configs/default.yaml" $ARGS --threads 1 \
   --output reference.h5 >reference.log 2>&1 || fail "uninterrupted reference run"
-reference_seconds=$(sed -n 's/.*elapsed \([0-9.]*\)s.*/\1/p' reference.log | tail -1)
+reference_seconds=$(elapsed_seconds reference.log)
 echo "reference: $(grep -c '^epoch' reference.log) epochs in ${reference_seconds}s"
 # Shorter than the 30 s before the signal, the job cannot be requeued: say so, not "Restarts=0".
 awk -v s="${reference_seconds:-0}" 'BEGIN { exit !(s >= 35) }' ||
