@@ -230,6 +230,14 @@ std::string format_seconds(double seconds) {
   return text;
 }
 
+// "4.2 %" of `part` in `whole` (0 % of nothing).
+std::string format_percent(Index part, Index whole) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %%",
+                whole > 0 ? 100.0 * double(part) / double(whole) : 0.0);
+  return text;
+}
+
 int run_train(const Communicator& comm, const std::vector<std::string>& arguments) {
   RunConfig config;
   comm.agree([&] {
@@ -457,10 +465,15 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   const double output_end = MPI_Wtime();
   if (comm.is_root()) {
     const PhaseTimes& t = result.times;
+    const std::string shared =
+        result.coding_shared
+            ? cat(" (", format_percent(result.coded_for_others, result.coded_samples),
+                  " of the samples coded by another rank of their node)")
+            : std::string();
     std::printf(
-        "time (rank 0): read %.2f s, code %.2f s, statistics %.2f s, allreduce %.2f s, "
+        "time (rank 0): read %.2f s, code %.2f s%s, statistics %.2f s, allreduce %.2f s, "
         "update %.2f s%s, checkpoint %.2f s\n",
-        t.read, t.code, t.statistics, t.reduce, t.update,
+        t.read, t.code, shared.c_str(), t.statistics, t.reduce, t.update,
         result.update_rows_split ? " (rows split over the ranks)" : "", t.checkpoint);
     if (Index(result.history.size()) < epochs)
       std::printf("stopped after epoch %lld: the objective changed by less than tol = %g\n",

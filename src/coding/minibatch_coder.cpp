@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 
@@ -13,28 +14,49 @@ template <typename Scalar>
 struct MinibatchCoder::Workspace {
   Workspace(const CoderOptions& options, Index atoms, Index dim, int threads)
       : encoder(options, atoms, dim, threads),
-        threads(threads > 0 ? threads : omp_get_max_threads()) {}
+        threads(threads > 0 ? threads : omp_get_max_threads()),
+        encoder_dim(dim) {}
   BatchEncoderT<Scalar> encoder;
   int threads;
-  MatrixT<Scalar> dictionary, gram;  // float only: the rounded copies
+  Index encoder_dim;
+  std::unique_ptr<NodeCodingTeam<Scalar>> team;  // shares the coding with the node's ranks
+  MatrixT<Scalar> dictionary, gram;              // float only: the rounded copies
   MatrixT<Scalar> x, dtx, codes, warm;
   VectorT<Scalar> x_sqnorms;
+
+  // D^T X in fixed blocks of kColumnBlock samples spread over the OpenMP threads (BLAS
+  // itself runs single-threaded, see train/trainer.cpp); fixed blocks keep every column's
+  // arithmetic, and so the result, independent of the thread count.
+  template <class Samples, class Products>
+  void correlate(const MatrixT<Scalar>& dictionary, const Samples& samples, Products& products) {
+    constexpr Index kColumnBlock = 64;
+    const Index n = samples.cols(), blocks = (n + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
+    for (Index block = 0; block < blocks; ++block) {
+      const Index begin = block * kColumnBlock, width = std::min(kColumnBlock, n - begin);
+      products.middleCols(begin, width).noalias() =
+          dictionary.transpose() * samples.middleCols(begin, width);
+    }
+  }
 
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& samples, const MatrixT<Scalar>* warm_codes,
                MatrixT<Scalar>& out) {
-    // D^T X in fixed blocks of kColumnBlock samples spread over the OpenMP threads (BLAS
-    // itself runs single-threaded, see train/trainer.cpp); fixed blocks keep every column's
-    // arithmetic, and so the result, independent of the thread count.
-    constexpr Index kColumnBlock = 64;
-    const Index n = samples.cols(), blocks = (n + kColumnBlock - 1) / kColumnBlock;
-    dtx.resize(dictionary.cols(), n);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
-    for (Index block = 0; block < blocks; ++block) {
-      const Index begin = block * kColumnBlock, width = std::min(kColumnBlock, n - begin);
-      dtx.middleCols(begin, width).noalias() =
-          dictionary.transpose() * samples.middleCols(begin, width);
+    const Index n = samples.cols();
+    if (team && warm_codes == nullptr) {
+      // The same D^T X and norms, computed by their owner into node shared memory; the
+      // codes come back from whichever rank solved them.
+      auto shared = team->mine(n);
+      if (encoder.reads_samples()) shared.x = samples;
+      correlate(dictionary, samples, shared.dtx);
+      shared.x_sqnorms = samples.colwise().squaredNorm().transpose();
+      team->publish(n);
+      const Index nonzeros = encoder.encode_shared(*team, dictionary, gram);
+      out = shared.codes;
+      return nonzeros;
     }
+    dtx.resize(dictionary.cols(), n);
+    correlate(dictionary, samples, dtx);
     x_sqnorms = samples.colwise().squaredNorm().transpose();
     return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes);
   }
@@ -50,6 +72,23 @@ MinibatchCoder::MinibatchCoder(const CoderOptions& options, Precision precision,
 }
 
 MinibatchCoder::~MinibatchCoder() = default;
+
+void MinibatchCoder::share_coding(const Communicator& node, Index max_samples) {
+  const Index atoms = gram_.cols();
+  if (double_) {
+    const Index dim = double_->encoder_dim;
+    double_->team = std::make_unique<NodeCodingTeam<double>>(node, dim, atoms, max_samples);
+  } else {
+    const Index dim = float_->encoder_dim;
+    float_->team = std::make_unique<NodeCodingTeam<float>>(node, dim, atoms, max_samples);
+  }
+}
+
+Index MinibatchCoder::coded_for_others() const {
+  if (double_ && double_->team) return double_->team->coded_for_others();
+  if (float_ && float_->team) return float_->team->coded_for_others();
+  return 0;
+}
 
 void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   DICTLEARN_ASSERT(dictionary.cols() == gram_.cols());

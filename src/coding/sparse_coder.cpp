@@ -1,10 +1,12 @@
 #include "dictlearn/coding/sparse_coder.hpp"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/error.hpp"
 
 namespace dictlearn {
@@ -160,6 +162,50 @@ BatchEncoderT<Scalar>::BatchEncoderT(const CoderOptions& options, Index n_atoms,
 }
 
 template <typename Scalar>
+typename BatchEncoderT<Scalar>::Settings BatchEncoderT<Scalar>::settings(
+    const MatrixT<Scalar>& gram, bool warm) const {
+  Settings s;
+  s.lars = lars_options(options_);
+  s.cd = cd_options(options_);
+  s.fista = fista_options(options_);
+  s.lca = lca_options(options_);
+  s.cd.warm_start = s.fista.warm_start = s.lca.warm_start = warm;
+  s.threshold.lambda = options_.lambda;
+  s.threshold.positive = options_.positive;
+  s.omp.nonzeros = options_.nonzeros;
+  s.omp.tolerance = options_.tolerance;
+  // The step size of FISTA depends on the dictionary only: once per call, not per sample.
+  if (options_.kind == CoderKind::fista)
+    s.fista.lipschitz = double(lipschitz_constant<Scalar>(gram));
+  return s;
+}
+
+template <typename Scalar>
+Index BatchEncoderT<Scalar>::solve_one(std::size_t t, const Settings& s,
+                                       const MatrixT<Scalar>& dictionary,
+                                       const MatrixT<Scalar>& gram,
+                                       const Eigen::Ref<const VectorT<Scalar>>& dtx,
+                                       const Eigen::Ref<const VectorT<Scalar>>& x, Scalar x_sqnorm,
+                                       Eigen::Ref<VectorT<Scalar>> code) {
+  switch (options_.kind) {
+    case CoderKind::lars:
+    case CoderKind::lar:
+      return lars_[t].solve(gram, dtx, s.lars, code);
+    case CoderKind::cd:
+      return cd_[t].solve(gram, dtx, x_sqnorm, s.cd, code);
+    case CoderKind::omp:
+      return omp_[t].solve(gram, dtx, x_sqnorm, s.omp, code);
+    case CoderKind::threshold:
+      return threshold_[t].solve(gram, dtx, s.threshold, code);
+    case CoderKind::fista:
+      return fista_[t].solve(gram, dtx, x, dictionary, s.fista, code);
+    case CoderKind::lca:
+      return lca_[t].solve(gram, dtx, s.lca, code);
+  }
+  return 0;
+}
+
+template <typename Scalar>
 Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                                     const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                                     const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
@@ -172,49 +218,47 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
   } else {
     codes.setZero(dtx.rows(), n);
   }
-  const LarsOptions lars = lars_options(options_);
-  CoordinateDescentOptions cd = cd_options(options_);
-  FistaOptions fista = fista_options(options_);
-  LcaOptions lca = lca_options(options_);
-  cd.warm_start = fista.warm_start = lca.warm_start = warm_codes != nullptr;
-  ThresholdOptions threshold;
-  threshold.lambda = options_.lambda;
-  threshold.positive = options_.positive;
-  OmpOptions omp;
-  omp.nonzeros = options_.nonzeros;
-  omp.tolerance = options_.tolerance;
-  // The step size of FISTA depends on the dictionary only: once per call, not per sample.
-  if (options_.kind == CoderKind::fista) fista.lipschitz = double(lipschitz_constant<Scalar>(gram));
+  const Settings s = settings(gram, warm_codes != nullptr);
   Index nonzeros = 0;
   // Each code depends on its own sample only, so dynamic scheduling (path lengths vary)
   // keeps results bitwise reproducible whatever thread computes them.
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 8) reduction(+ : nonzeros)
-  for (Index j = 0; j < n; ++j) {
-    const size_t t = size_t(omp_get_thread_num());
-    auto code = codes.col(j);
-    switch (options_.kind) {
-      case CoderKind::lars:
-      case CoderKind::lar:
-        nonzeros += lars_[t].solve(gram, dtx.col(j), lars, code);
+  for (Index j = 0; j < n; ++j)
+    nonzeros += solve_one(std::size_t(omp_get_thread_num()), s, dictionary, gram, dtx.col(j),
+                          x.col(j), x_sqnorms(j), codes.col(j));
+  return nonzeros;
+}
+
+template <typename Scalar>
+Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
+                                           const MatrixT<Scalar>& dictionary,
+                                           const MatrixT<Scalar>& gram) {
+  const Settings s = settings(gram, false);
+#pragma omp parallel num_threads(threads_)
+  {
+    const std::size_t t = std::size_t(omp_get_thread_num());
+    typename NodeCodingTeam<Scalar>::Claim claim;
+    for (;;) {
+      if (team.claim(claim)) {
+        auto samples = team.samples_of(claim);
+        Index nonzeros = 0;
+        for (Index j = claim.begin; j < claim.end; ++j) {
+          auto code = samples.codes.col(j);
+          code.setZero();
+          nonzeros += solve_one(t, s, dictionary, gram, samples.dtx.col(j), samples.x.col(j),
+                                samples.x_sqnorms(j), code);
+        }
+        team.complete(claim, nonzeros);
+      } else if (team.mine_done()) {
         break;
-      case CoderKind::cd:
-        nonzeros += cd_[t].solve(gram, dtx.col(j), x_sqnorms(j), cd, code);
-        break;
-      case CoderKind::omp:
-        nonzeros += omp_[t].solve(gram, dtx.col(j), x_sqnorms(j), omp, code);
-        break;
-      case CoderKind::threshold:
-        nonzeros += threshold_[t].solve(gram, dtx.col(j), threshold, code);
-        break;
-      case CoderKind::fista:
-        nonzeros += fista_[t].solve(gram, dtx.col(j), x.col(j), dictionary, fista, code);
-        break;
-      case CoderKind::lca:
-        nonzeros += lca_[t].solve(gram, dtx.col(j), lca, code);
-        break;
+      } else {
+        // Another rank is still coding a chunk of mine: give the core away (ranks may
+        // outnumber cores).
+        sched_yield();
+      }
     }
   }
-  return nonzeros;
+  return team.mine_nonzeros();
 }
 
 template class BatchEncoderT<double>;

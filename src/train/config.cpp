@@ -159,6 +159,12 @@ KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show
           [show, get](const RunConfig& c) { return show(get(const_cast<RunConfig&>(c))); }};
 }
 
+bool parse_on_off(const std::string& value) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  throw Error(cat("share-coding: unknown value '", value, "' (expected on or off)"));
+}
+
 const std::vector<KeyHandler>& handlers() {
   static const std::vector<KeyHandler> all = {
       {{"input",
@@ -445,6 +451,12 @@ const std::vector<KeyHandler>& handlers() {
           "update against the collective's latency), on, off",
           parse_row_split, [](RowSplit s) { return to_string(s); },
           [](RunConfig& c) -> RowSplit& { return c.train.online.split; }),
+      choice_key(
+          "share-coding",
+          "the ranks of a node code each other's samples when one finishes its part of a "
+          "minibatch first (node shared memory; same codes bitwise): on, off",
+          parse_on_off, [](bool on) { return std::string(on ? "on" : "off"); },
+          [](RunConfig& c) -> bool& { return c.train.share_coding; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",
                [](RunConfig& c) -> bool& { return c.train.positive_dict; }),
       choice_key(

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "dictlearn/coding/minibatch_coder.hpp"
+#include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/data/minibatch_loader.hpp"
@@ -254,6 +255,19 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // collective per 8 atoms, microseconds through shared memory, tens across a network.
   const std::unique_ptr<Communicator> node = node_communicator(comm);
   online.row_split = node.get();
+  // The claim words count samples in 20 bits: decided from the global batch size, so
+  // every rank decides the same (a rank left out would leave the others in the collective).
+  if (options.share_coding && node->size() > 1 &&
+      options.batch_size <= NodeCodingTeam<double>::kMaxSamples) {
+    // The most samples this rank holds of one minibatch: each owned shard gives at most
+    // ceil(B n_v / N) (see MinibatchSchedule::take_begin).
+    const auto [first_shard, last_shard] = schedule.owned_shards(comm.rank(), comm.size());
+    const Index owned_rows = schedule.shard_begin(last_shard) - schedule.shard_begin(first_shard);
+    const Index capacity = std::min(
+        options.batch_size, options.batch_size * owned_rows / N + (last_shard - first_shard) + 1);
+    comm.agree([&] { coder.share_coding(*node, capacity); });
+    result.coding_shared = true;
+  }
   online.constraint = mod.constraint = hebbian.constraint = &options.constraint;
   const bool distributed_mod =
       options.update == UpdateKind::mod &&
@@ -337,6 +351,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       lap(times.read);
       // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data).
       const Index nonzeros = coder.encode(x, codes, warm ? &warm_codes : nullptr);
+      result.coded_samples += n;
       lap(times.code);
       // ||x - D c||^2 from the codes' nonzeros, for the objective and the replacement
       // candidates (training uses the squared loss only).
@@ -440,6 +455,11 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   }
   result.dictionary = dictionary;
   result.history = state.history;
+  // Over all ranks (for the time line): how much of the coding moved between ranks.
+  double counts[2] = {double(coder.coded_for_others()), double(result.coded_samples)};
+  comm.allreduce_sum(counts, 2);
+  result.coded_for_others = Index(counts[0]);
+  result.coded_samples = Index(counts[1]);
   return result;
 }
 

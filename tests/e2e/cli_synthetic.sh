@@ -36,6 +36,20 @@ assert np.array_equal(on, off), np.abs(on - off).max()
 print("update-split on/off: bitwise the same dictionary")
 PY
 
+# --share-coding: the ranks of a node code each other's samples; same dictionary bitwise.
+run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 6000 --epochs 2 \
+  --share-coding off --output "$WORK/share_off.h5" >"$WORK/share_off.log" 2>&1 ||
+  fail "share-coding off run exited with $?"
+grep -q "^time (rank 0):.*code [0-9.]* s ([0-9.]* % of the samples coded by another rank" \
+  "$WORK/split_on.log" || fail "share-coding (default on): the time line does not report it"
+if grep -q "coded by another rank" "$WORK/share_off.log"; then fail "share-coding off: shared"; fi
+"$PYTHON" - "$WORK/split_on.h5" "$WORK/share_off.h5" <<'PY' || fail "share-coding changed D"
+import sys, h5py, numpy as np
+on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
+assert np.array_equal(on, off), np.abs(on - off).max()
+print("share-coding on/off: bitwise the same dictionary")
+PY
+
 "$PYTHON" - "$WORK/online.h5" <<'PY' || fail "output file layout"
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:

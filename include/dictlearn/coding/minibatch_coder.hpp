@@ -10,6 +10,8 @@
 
 namespace dictlearn {
 
+class Communicator;
+
 class MinibatchCoder {
  public:
   /// `threads` <= 0 means the OpenMP default.
@@ -27,6 +29,15 @@ class MinibatchCoder {
   /// Codes x (d x n) into codes (K x n); `warm_codes` (K x n) may start iterative coders.
   /// Returns the number of nonzeros.
   Index encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes = nullptr);
+
+  /// From now on the ranks of `node` code each other's samples (coding/node_coding_team.hpp)
+  /// when encode() is called without warm codes; collective over `node`. Every rank of the
+  /// node must then make the same sequence of set_dictionary() and encode() calls with the
+  /// same dictionaries (as the trainer's ranks do), and pass at most `max_samples` samples.
+  /// The codes are bitwise the same as without.
+  void share_coding(const Communicator& node, Index max_samples);
+  /// Samples of other ranks this rank has coded (0 without share_coding).
+  Index coded_for_others() const;
 
  private:
   template <typename Scalar>

@@ -16,6 +16,7 @@
 //              lasso above; hard threshold -> 0.5||r||^2 + lambda^2/2 ||a||_0 (local minima)
 // `positive` (a >= 0) is available for lars, cd, threshold, fista and lca; like scikit-learn,
 // omp and lar refuse it.
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,9 @@ enum class Precision { float64, float32 };
 Precision parse_precision(const std::string& name);  ///< "double" or "float"
 std::string to_string(Precision precision);
 
+template <typename Scalar>
+class NodeCodingTeam;
+
 /// Codes minibatches in Scalar arithmetic (double or float).
 template <typename Scalar>
 class BatchEncoderT {
@@ -85,9 +89,33 @@ class BatchEncoderT {
                const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
                const MatrixT<Scalar>* warm_codes = nullptr);
 
+  /// Codes this round of `team` (coding/node_coding_team.hpp): this rank's published
+  /// samples first, then chunks of the other ranks' while any are left, until all of this
+  /// rank's are coded (by whichever rank). Cold starts only. Returns this rank's nonzeros;
+  /// its codes are in team.mine(n).codes. Bitwise the same codes as encode().
+  Index encode_shared(NodeCodingTeam<Scalar>& team, const MatrixT<Scalar>& dictionary,
+                      const MatrixT<Scalar>& gram);
+
   const CoderOptions& options() const { return options_; }
+  /// Whether the solver reads the samples themselves (not only D^T X and ||x||^2).
+  bool reads_samples() const { return options_.kind == CoderKind::fista; }
 
  private:
+  // The solvers' options for one call (FISTA's step size depends on G).
+  struct Settings {
+    LarsOptions lars;
+    CoordinateDescentOptions cd;
+    FistaOptions fista;
+    LcaOptions lca;
+    ThresholdOptions threshold;
+    OmpOptions omp;
+  };
+  Settings settings(const MatrixT<Scalar>& gram, bool warm) const;
+  Index solve_one(std::size_t thread, const Settings& settings, const MatrixT<Scalar>& dictionary,
+                  const MatrixT<Scalar>& gram, const Eigen::Ref<const VectorT<Scalar>>& dtx,
+                  const Eigen::Ref<const VectorT<Scalar>>& x, Scalar x_sqnorm,
+                  Eigen::Ref<VectorT<Scalar>> code);
+
   CoderOptions options_;
   int threads_;
   std::vector<LarsLasso<Scalar>> lars_;

@@ -76,7 +76,10 @@ struct TrainOptions {
   Index virtual_shards = 24;  ///< see MinibatchSchedule; must be >= ranks
   Index chunk_rows = 4096;    ///< rows per read and per shard buffer
   int threads = 0;            ///< OpenMP threads per rank (0: OpenMP default)
-  double forget_rate = 5.0;   ///< rho of the online weighting (1: scikit-learn)
+  /// The ranks of a node code each other's samples (coding/node_coding_team.hpp): a rank
+  /// done with its part of a minibatch helps the slower ones. Same result bitwise.
+  bool share_coding = true;
+  double forget_rate = 5.0;  ///< rho of the online weighting (1: scikit-learn)
   OnlineUpdateOptions online;
   ModUpdateOptions mod;
   HebbianUpdateOptions hebbian;
@@ -149,6 +152,12 @@ struct TrainResult {
   bool interrupted = false;  ///< stopped early on request, after writing a checkpoint
   /// The online update's rows were split over the ranks (update-split on, or auto decided so).
   bool update_rows_split = false;
+  /// The ranks of each node shared the coding (share_coding, more than one rank per node).
+  bool coding_shared = false;
+  /// Samples coded by another rank than their own, and all samples coded, in this run, over
+  /// all ranks.
+  Index coded_for_others = 0;
+  Index coded_samples = 0;
   TrainState state;  ///< the final state (what a checkpoint holds)
 };
 

@@ -1,0 +1,45 @@
+#pragma once
+// Memory that the ranks of one node can all read and write (MPI-3 shared-memory window,
+// MPI_Win_allocate_shared): each rank allocates its own segment, and every rank can
+// address every segment of the node directly, without messages.
+//
+// The window stays in a passive-target epoch (MPI_Win_lock_all) for its whole life, so
+// loads, stores and atomic operations on it need no MPI call; the users order them with
+// acquire/release atomics (see coding/node_coding_team.hpp).
+//
+// Freeing the window is collective. When the destructor runs because an exception is
+// unwinding the stack, the other ranks may never arrive: the window is then left to
+// MPI_Finalize (or MPI_Abort) instead of risking a hang.
+#include <mpi.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace dictlearn {
+
+class Communicator;
+
+class NodeSharedMemory {
+ public:
+  /// Collective over `node`, whose ranks must share memory (node_communicator()).
+  /// `bytes` is this rank's segment (ranks may ask for different sizes, 0 included).
+  NodeSharedMemory(const Communicator& node, std::size_t bytes);
+  ~NodeSharedMemory();
+  NodeSharedMemory(const NodeSharedMemory&) = delete;
+  NodeSharedMemory& operator=(const NodeSharedMemory&) = delete;
+
+  /// The segment of `rank` (of the node communicator), 64-byte aligned, and its size.
+  void* segment(int rank) const { return segments_[std::size_t(rank)]; }
+  std::size_t segment_bytes(int rank) const { return sizes_[std::size_t(rank)]; }
+  int ranks() const { return ranks_; }
+  int rank() const { return rank_; }
+
+ private:
+  MPI_Win window_ = MPI_WIN_NULL;
+  int ranks_ = 0, rank_ = 0;
+  int unwinding_at_start_ = 0;
+  std::vector<void*> segments_;
+  std::vector<std::size_t> sizes_;
+};
+
+}  // namespace dictlearn

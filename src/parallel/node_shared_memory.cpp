@@ -1,0 +1,57 @@
+#include "dictlearn/parallel/node_shared_memory.hpp"
+
+#include <cstdint>
+#include <exception>
+
+#include "dictlearn/core/error.hpp"
+#include "dictlearn/parallel/communicator.hpp"
+
+namespace dictlearn {
+namespace {
+// Every segment starts on its own cache lines: the atomic words of one rank never share a
+// line with another rank's data.
+constexpr std::size_t kAlignment = 64;
+std::size_t padded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+}  // namespace
+
+NodeSharedMemory::NodeSharedMemory(const Communicator& node, std::size_t bytes)
+    : ranks_(node.size()), rank_(node.rank()), unwinding_at_start_(std::uncaught_exceptions()) {
+  MPI_Info info = MPI_INFO_NULL;
+  // Contiguous segments are not needed (each is addressed on its own); letting MPI place
+  // them per rank allows NUMA-local pages.
+  check_mpi(MPI_Info_create(&info), "MPI_Info_create");
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  void* mine = nullptr;
+  const int code = MPI_Win_allocate_shared(MPI_Aint(padded(bytes) + kAlignment), 1, info,
+                                           node.get(), &mine, &window_);
+  MPI_Info_free(&info);
+  check_mpi(code, "MPI_Win_allocate_shared (node shared memory)");
+  // As on the communicators: errors come back as codes (checked), never abort.
+  MPI_Win_set_errhandler(window_, MPI_ERRORS_RETURN);
+  segments_.resize(std::size_t(ranks_));
+  sizes_.resize(std::size_t(ranks_));
+  for (int r = 0; r < ranks_; ++r) {
+    MPI_Aint size = 0;
+    int unit = 0;
+    void* base = nullptr;
+    check_mpi(MPI_Win_shared_query(window_, r, &size, &unit, &base), "MPI_Win_shared_query");
+    // Segments are mapped page-aligned in every process, so rounding up gives every rank
+    // the same offset into each segment.
+    const auto address = reinterpret_cast<std::uintptr_t>(base);
+    const std::uintptr_t aligned = (address + kAlignment - 1) / kAlignment * kAlignment;
+    segments_[std::size_t(r)] = reinterpret_cast<void*>(aligned);
+    sizes_[std::size_t(r)] = size > 0 ? std::size_t(size) - kAlignment : 0;
+  }
+  check_mpi(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_), "MPI_Win_lock_all");
+}
+
+NodeSharedMemory::~NodeSharedMemory() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized || window_ == MPI_WIN_NULL) return;
+  if (std::uncaught_exceptions() > unwinding_at_start_) return;  // see the header
+  MPI_Win_unlock_all(window_);
+  MPI_Win_free(&window_);
+}
+
+}  // namespace dictlearn
