@@ -447,8 +447,8 @@ const std::vector<KeyHandler>& handlers() {
       choice_key(
           "update-split",
           "online: the ranks of a node share the update, each its own rows of D (one small "
-          "allgather per 8 atoms, same D bitwise): auto (decided after timing the first "
-          "update against the collective's latency), on, off",
+          "exchange through node shared memory per 8 atoms, same D bitwise): auto (decided "
+          "after timing the first update against the exchange's latency), on, off",
           parse_row_split, [](RowSplit s) { return to_string(s); },
           [](RunConfig& c) -> RowSplit& { return c.train.online.split; }),
       choice_key(

@@ -13,6 +13,7 @@
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/data/minibatch_loader.hpp"
+#include "dictlearn/parallel/node_shared_memory.hpp"
 #include "dictlearn/statistics/sufficient_statistics.hpp"
 #include "dictlearn/train/checkpoint.hpp"
 #include "dictlearn/update/distributed_mod_update.hpp"
@@ -255,6 +256,16 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // collective per 8 atoms, microseconds through shared memory, tens across a network.
   const std::unique_ptr<Communicator> node = node_communicator(comm);
   online.row_split = node.get();
+  // Through node shared memory a step of the split costs a counter and a copy, not a
+  // collective (one per 8 atoms adds up: 32 per update at K = 256).
+  std::unique_ptr<NodeSharedMemory> update_memory;
+  if (options.update == UpdateKind::online && node->size() > 1) {
+    comm.agree([&] {
+      update_memory = std::make_unique<NodeSharedMemory>(
+          *node, online_update_shared_bytes(d, K, node->rank(), node->size()));
+    });
+    online.shared = update_memory.get();
+  }
   // The claim words count samples in 20 bits: decided from the global batch size, so
   // every rank decides the same (a rank left out would leave the others in the collective).
   if (options.share_coding && node->size() > 1 &&

@@ -1,6 +1,7 @@
 #include "dictlearn/update/online_update.hpp"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/parallel/node_shared_memory.hpp"
 
 namespace dictlearn {
 namespace {
@@ -48,22 +50,81 @@ bool splittable(const OnlineUpdateOptions& options) {
 // Rank r owns row blocks [blocks r / P, blocks (r + 1) / P) of D when the rows are split.
 Index first_block_of(Index row_blocks, int rank, int ranks) { return row_blocks * rank / ranks; }
 
-// After a row-split update every rank has its own rows of D: gather the others'.
-void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) {
-  const Index d = dictionary.rows(), K = dictionary.cols();
-  const int ranks = comm.size();
-  const auto n_ranks = static_cast<size_t>(ranks);
-  std::vector<int> counts(n_ranks), offsets(n_ranks);
-  std::vector<Index> first_row(n_ranks + 1);
+// The first row of rank r's range, for r = 0 .. ranks (the last entry is d).
+std::vector<Index> first_rows(Index d, Index row_blocks, int ranks) {
+  std::vector<Index> first_row(static_cast<size_t>(ranks) + 1);
   for (int r = 0; r <= ranks; ++r)
     first_row[size_t(r)] = std::min(d, first_block_of(row_blocks, r, ranks) * kRowBlock);
+  return first_row;
+}
+
+// Node shared memory for the split (OnlineUpdateOptions::shared): each rank's segment holds
+// a sequence counter, two buffers of its row blocks' sums (alternating, so a rank one
+// exchange ahead never overwrites values a slower rank still reads) and its rows of D.
+// A rank publishes by writing its buffer, then its counter (release); the others wait
+// for the counter (acquire) and copy. Rank A can only reuse a buffer after passing the
+// next exchange, which needs every other rank's counter, i.e. after they read it.
+struct SharedLayout {
+  static constexpr std::size_t kCounter = 0, kBuffers = 64;
+  std::size_t sums_bytes, rows_offset, total;
+  SharedLayout(Index row_blocks, Index rows, Index K) {
+    sums_bytes = std::size_t(row_blocks * kTriangle) * sizeof(double);
+    rows_offset = kBuffers + 2 * ((sums_bytes + 63) / 64 * 64);
+    total = rows_offset + std::size_t(rows * K) * sizeof(double);
+  }
+};
+
+std::uint64_t* counter_of(const NodeSharedMemory& shared, int rank) {
+  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(shared.segment(rank)) +
+                                          SharedLayout::kCounter);
+}
+
+// Publishes step `sequence` of this rank and waits until every rank has published it.
+void publish_and_wait(const NodeSharedMemory& shared, std::uint64_t sequence) {
+  __atomic_store_n(counter_of(shared, shared.rank()), sequence, __ATOMIC_RELEASE);
+  for (int r = 0; r < shared.ranks(); ++r) {
+    const std::uint64_t* counter = counter_of(shared, r);
+    for (int spins = 0; __atomic_load_n(counter, __ATOMIC_ACQUIRE) < sequence; ++spins) {
+      // Ranks may outnumber cores (tests run 3 ranks on 2): spin briefly, then yield.
+      if (spins > 200) sched_yield();
+    }
+  }
+}
+
+// After a row-split update every rank has its own rows of D: gather the others'.
+void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary,
+                const NodeSharedMemory* shared, std::uint64_t* sequence) {
+  const Index d = dictionary.rows(), K = dictionary.cols();
+  const int ranks = comm.size(), rank = comm.rank();
+  const std::vector<Index> first_row = first_rows(d, row_blocks, ranks);
+  if (shared != nullptr) {
+    const SharedLayout layout(row_blocks, d, K);  // rows_offset does not depend on rows
+    const auto rows_of = [&](int r) {
+      return reinterpret_cast<double*>(static_cast<char*>(shared->segment(r)) + layout.rows_offset);
+    };
+    const Index my_first = first_row[size_t(rank)];
+    const Index my_rows = first_row[size_t(rank) + 1] - my_first;
+    double* mine = rows_of(rank);
+    for (Index k = 0; k < K; ++k)
+      for (Index i = 0; i < my_rows; ++i) mine[k * my_rows + i] = dictionary(my_first + i, k);
+    publish_and_wait(*shared, ++*sequence);
+    for (int r = 0; r < ranks; ++r) {
+      if (r == rank) continue;
+      const Index first = first_row[size_t(r)], rows = first_row[size_t(r) + 1] - first;
+      const double* theirs = rows_of(r);
+      for (Index k = 0; k < K; ++k)
+        for (Index i = 0; i < rows; ++i) dictionary(first + i, k) = theirs[k * rows + i];
+    }
+    return;
+  }
+  const auto n_ranks = static_cast<size_t>(ranks);
+  std::vector<int> counts(n_ranks), offsets(n_ranks);
   for (int r = 0; r < ranks; ++r) {
     counts[size_t(r)] = int((first_row[size_t(r) + 1] - first_row[size_t(r)]) * K);
     offsets[size_t(r)] = int(first_row[size_t(r)] * K);
   }
   // Rank r's rows, column after column, then every rank's blocks one after another.
   Vector gathered(d * K);
-  const int rank = comm.rank();
   const Index my_first = first_row[size_t(rank)], my_rows = first_row[size_t(rank) + 1] - my_first;
   double* mine = gathered.data() + offsets[size_t(rank)];
   for (Index k = 0; k < K; ++k)
@@ -86,8 +147,14 @@ void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary) 
 // then formed in block order, the same on every rank and as on one rank).
 class BlockExchange {
  public:
-  BlockExchange(const Communicator& comm, Index row_blocks, Index per_block)
-      : comm_(comm), counts_(static_cast<size_t>(comm.size())), offsets_(counts_.size()) {
+  BlockExchange(const Communicator& comm, Index row_blocks, Index per_block,
+                const NodeSharedMemory* shared)
+      : comm_(comm),
+        shared_(shared),
+        counts_(static_cast<size_t>(comm.size())),
+        offsets_(counts_.size()),
+        buffer_stride_(
+            shared != nullptr ? (SharedLayout(row_blocks, 0, 0).sums_bytes + 63) / 64 * 64 : 0) {
     const int ranks = comm.size();
     for (int r = 0; r < ranks; ++r) {
       const Index first = first_block_of(row_blocks, r, ranks);
@@ -95,16 +162,39 @@ class BlockExchange {
       counts_[size_t(r)] = int((last - first) * per_block);
       offsets_[size_t(r)] = int(first * per_block);
     }
+    if (shared_ != nullptr)
+      sequence_ = __atomic_load_n(counter_of(*shared_, shared_->rank()), __ATOMIC_RELAXED);
   }
-  void exchange(double* values) const {
-    check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values, counts_.data(),
-                             offsets_.data(), MPI_DOUBLE, comm_.get()),
-              "MPI_Allgatherv (atom step norms)");
+  void exchange(double* values) {
+    if (shared_ == nullptr) {
+      check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values, counts_.data(),
+                               offsets_.data(), MPI_DOUBLE, comm_.get()),
+                "MPI_Allgatherv (atom step norms)");
+      return;
+    }
+    const std::uint64_t sequence = ++sequence_;
+    const int rank = shared_->rank();
+    std::memcpy(buffer(rank, sequence), values + offsets_[size_t(rank)],
+                sizeof(double) * size_t(counts_[size_t(rank)]));
+    publish_and_wait(*shared_, sequence);
+    for (int r = 0; r < shared_->ranks(); ++r)
+      if (r != rank)
+        std::memcpy(values + offsets_[size_t(r)], buffer(r, sequence),
+                    sizeof(double) * size_t(counts_[size_t(r)]));
   }
+  /// The last step published (share_rows continues the sequence).
+  std::uint64_t* sequence() { return &sequence_; }
 
  private:
+  double* buffer(int rank, std::uint64_t sequence) const {
+    return reinterpret_cast<double*>(static_cast<char*>(shared_->segment(rank)) +
+                                     SharedLayout::kBuffers + (sequence & 1) * buffer_stride_);
+  }
   const Communicator& comm_;
+  const NodeSharedMemory* shared_;
   std::vector<int> counts_, offsets_;
+  std::size_t buffer_stride_;
+  std::uint64_t sequence_ = 0;
 };
 
 // products(:, c) = D(rows, :) a_{k0 + c} for c < atoms, rows [begin, begin + rows).
@@ -320,6 +410,12 @@ void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, In
 
 }  // namespace
 
+std::size_t online_update_shared_bytes(Index d, Index K, int rank, int ranks) {
+  const Index row_blocks = count_row_blocks(d);
+  const std::vector<Index> first_row = first_rows(d, row_blocks, ranks);
+  return SharedLayout(row_blocks, first_row[size_t(rank) + 1] - first_row[size_t(rank)], K).total;
+}
+
 RowSplit parse_row_split(const std::string& name) {
   if (name == "auto") return RowSplit::automatic;
   if (name == "off") return RowSplit::off;
@@ -344,7 +440,7 @@ RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
   // The collective of the split sweep: per row block, one partial norm (per atom) or one
   // Gram triangle (per block of atoms).
   const bool by_blocks = !options.positive;  // splittable: plain balls only
-  const BlockExchange exchange(*comm, row_blocks, by_blocks ? kTriangle : 1);
+  BlockExchange exchange(*comm, row_blocks, by_blocks ? kTriangle : 1, options.shared);
   std::vector<double> values(static_cast<size_t>((by_blocks ? kTriangle : 1) * row_blocks), 0.0);
   comm->barrier();
   const double start = MPI_Wtime();
@@ -395,7 +491,7 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
   const Index sums_size = sums_per_block * row_blocks;
   std::vector<double> block_sums(static_cast<size_t>(2 * sums_size));
   std::optional<BlockExchange> exchange;
-  if (split) exchange.emplace(*options.row_split, row_blocks, sums_per_block);
+  if (split) exchange.emplace(*options.row_split, row_blocks, sums_per_block, options.shared);
   Matrix products(d, kAtomBlock);  // D a_k of the current block (by_blocks: then r_k)
   Vector step(d);
 
@@ -500,7 +596,8 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
 #pragma omp parallel num_threads(threads)
     sweep(omp_get_thread_num(), omp_get_num_threads());
   }
-  if (split) share_rows(*options.row_split, row_blocks, dictionary);
+  if (split)
+    share_rows(*options.row_split, row_blocks, dictionary, options.shared, exchange->sequence());
 }
 
 double surrogate_objective(const Matrix& a, const Matrix& b, const Matrix& dictionary) {

@@ -1,12 +1,14 @@
 // The online update with D's rows split over the ranks (OnlineUpdateOptions::row_split):
 // every rank must end with bitwise the dictionary one process computes alone, for any
 // rank count, for row counts that leave some ranks with a partial block or no rows at
-// all, with several passes, nonnegativity, and OpenMP threads inside the ranks.
+// all, with several passes, nonnegativity, and OpenMP threads inside the ranks; through MPI
+// collectives and through node shared memory.
 #include <catch2/catch.hpp>
 
 #include "../unit/test_support.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/parallel/node_shared_memory.hpp"
 #include "dictlearn/update/online_update.hpp"
 #include "mpi_helpers.hpp"
 
@@ -78,6 +80,27 @@ TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi
     dictlearn::online_dictionary_update(p.a, p.b, shared, options);
     CHECK(shared == alone);
     CHECK(mpi_test::identical_on_all_ranks(shared));
+
+    // The same exchanges through node shared memory (all test ranks share one node), two
+    // updates in a row: the second continues the first's sequence of counters and
+    // alternating buffers.
+    const std::unique_ptr<Communicator> node = dictlearn::node_communicator(comm);
+    REQUIRE(node->size() == comm.size());
+    dictlearn::NodeSharedMemory memory(
+        *node, dictlearn::online_update_shared_bytes(c.d, c.K, node->rank(), node->size()));
+    options.row_split = node.get();
+    options.shared = &memory;
+    Matrix through_memory = p.dictionary;
+    dictlearn::online_dictionary_update(p.a, p.b, through_memory, options);
+    CHECK(through_memory == alone);
+    options.row_split = nullptr;
+    options.shared = nullptr;
+    dictlearn::online_dictionary_update(p.a, p.b, alone, options);
+    options.row_split = node.get();
+    options.shared = &memory;
+    dictlearn::online_dictionary_update(p.a, p.b, through_memory, options);
+    CHECK(through_memory == alone);
+    node->barrier();  // the window is freed by all together
   }
 }
 

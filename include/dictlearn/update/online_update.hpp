@@ -8,6 +8,7 @@
 // is an exact minimisation over d_k, so the surrogate never increases. Atoms with
 // A_kk <= min_curvature have no information yet and are left unchanged; the atom
 // replacement policy decides what to do with them.
+#include <cstddef>
 #include <string>
 
 #include "dictlearn/core/types.hpp"
@@ -16,6 +17,7 @@
 namespace dictlearn {
 
 class Communicator;
+class NodeSharedMemory;
 
 /// Whether the ranks split D's rows in the update: off (every rank updates all of D), on,
 /// or automatic: the caller measures and resolves it with choose_row_split (the trainer
@@ -42,6 +44,11 @@ struct OnlineUpdateOptions {
   /// MPI_THREAD_FUNNELED (the CLI does).
   const Communicator* row_split = nullptr;
   RowSplit split = RowSplit::automatic;
+  /// Node shared memory over the ranks of row_split (segments of at least
+  /// online_update_shared_bytes each): the split's exchanges then go through it (a
+  /// counter per rank and a copy) instead of MPI collectives. Null: MPI_Allgatherv.
+  /// Same D either way.
+  const NodeSharedMemory* shared = nullptr;
   /// Linked dictionaries: one ball per modality's rows instead of the unit ball (not
   /// owned; null or plain: the unit ball). Runs on one thread.
   const AtomConstraint* constraint = nullptr;
@@ -51,6 +58,9 @@ struct OnlineUpdateOptions {
 /// collective over those ranks.
 void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictionary,
                               const OnlineUpdateOptions& options);
+
+/// Bytes of rank `rank`'s segment for OnlineUpdateOptions::shared (d x K, `ranks` ranks).
+std::size_t online_update_shared_bytes(Index d, Index K, int rank, int ranks);
 
 /// Whether online_dictionary_update will split the rows over options.row_split.
 bool online_update_splits_rows(const OnlineUpdateOptions& options);
