@@ -59,18 +59,19 @@ std::vector<Index> first_rows(Index d, Index row_blocks, int ranks) {
 }
 
 // Node shared memory for the split (OnlineUpdateOptions::shared): each rank's segment holds
-// a sequence counter, two buffers of its row blocks' sums (alternating, so a rank one
-// exchange ahead never overwrites values a slower rank still reads) and its rows of D.
-// A rank publishes by writing its buffer, then its counter (release); the others wait
-// for the counter (acquire) and copy. Rank A can only reuse a buffer after passing the
-// next exchange, which needs every other rank's counter, i.e. after they read it.
+// a sequence counter, two buffers of its row blocks' sums and two of its rows of D (used
+// alternately by step parity, so a rank one step ahead never overwrites values a slower
+// rank still reads). A rank publishes by writing a buffer, then its counter (release);
+// the others wait for the counter (acquire) and copy. Rank A reuses a buffer two steps
+// later, after passing the step in between, which needs every other rank's counter,
+// i.e. after they have read it.
 struct SharedLayout {
   static constexpr std::size_t kCounter = 0, kBuffers = 64;
   std::size_t sums_bytes, rows_offset, total;
   SharedLayout(Index row_blocks, Index rows, Index K) {
     sums_bytes = std::size_t(row_blocks * kTriangle) * sizeof(double);
     rows_offset = kBuffers + 2 * ((sums_bytes + 63) / 64 * 64);
-    total = rows_offset + std::size_t(rows * K) * sizeof(double);
+    total = rows_offset + 2 * std::size_t(rows * K) * sizeof(double);
   }
 };
 
@@ -99,15 +100,18 @@ void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary,
   const std::vector<Index> first_row = first_rows(d, row_blocks, ranks);
   if (shared != nullptr) {
     const SharedLayout layout(row_blocks, d, K);  // rows_offset does not depend on rows
+    const std::uint64_t step = ++*sequence;
     const auto rows_of = [&](int r) {
-      return reinterpret_cast<double*>(static_cast<char*>(shared->segment(r)) + layout.rows_offset);
+      const Index rows = first_row[size_t(r) + 1] - first_row[size_t(r)];
+      return reinterpret_cast<double*>(static_cast<char*>(shared->segment(r)) + layout.rows_offset +
+                                       (step & 1) * std::size_t(rows * K) * sizeof(double));
     };
     const Index my_first = first_row[size_t(rank)];
     const Index my_rows = first_row[size_t(rank) + 1] - my_first;
     double* mine = rows_of(rank);
     for (Index k = 0; k < K; ++k)
       for (Index i = 0; i < my_rows; ++i) mine[k * my_rows + i] = dictionary(my_first + i, k);
-    publish_and_wait(*shared, ++*sequence);
+    publish_and_wait(*shared, step);
     for (int r = 0; r < ranks; ++r) {
       if (r == rank) continue;
       const Index first = first_row[size_t(r)], rows = first_row[size_t(r) + 1] - first;
@@ -470,6 +474,9 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
   // Rows of D: ranks own contiguous ranges of row blocks (when split), threads share their
   // rank's range. Every block is computed by the same instructions wherever it runs.
   const bool split = online_update_splits_rows(options);
+  DICTLEARN_ASSERT(!split || options.shared == nullptr ||
+                   (options.shared->ranks() == options.row_split->size() &&
+                    options.shared->rank() == options.row_split->rank()));
   const int ranks = split ? options.row_split->size() : 1;
   const int rank = split ? options.row_split->rank() : 0;
   const Index rank_first_block = first_block_of(row_blocks, rank, ranks);
