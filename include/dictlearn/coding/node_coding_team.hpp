@@ -12,10 +12,12 @@
 // never codes samples of a round it has not reached or that has moved on. Codes go back
 // into the owner's shared buffer; the owner waits until all of its samples are done.
 //
-// A code depends on its own sample, G and D only, and every rank holds the same G and D:
-// who codes a sample does not change a bit of the result. Calls need not be matched
-// across ranks for correctness (unmatched rounds just do not share work); every rank of
-// the node calling once per minibatch is what makes the sharing pay.
+// A code depends on its own sample, G and D only, and every rank codes with its own copy
+// of G and D: who codes a sample does not change a bit of the result, provided that all
+// ranks of the node go through the same rounds with the same dictionary (round k of every
+// rank uses the same D), as MinibatchCoder::share_coding requires and the trainer's ranks
+// do. A rank never waits for another to publish: one that looks before another has
+// published simply does not help it in that round.
 #include <atomic>
 #include <cstdint>
 #include <memory>
