@@ -92,57 +92,53 @@ void publish_and_wait(const NodeSharedMemory& shared, std::uint64_t sequence) {
   }
 }
 
-// After a row-split update every rank has its own rows of D: gather the others'.
+// After a row-split update every rank has its own rows of D: gather the others'. Rank r's
+// rows travel column after column (rows_r x K), through node shared memory or one
+// MPI_Allgatherv.
 void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary,
                 const NodeSharedMemory* shared, std::uint64_t* sequence) {
   const Index d = dictionary.rows(), K = dictionary.cols();
   const int ranks = comm.size(), rank = comm.rank();
   const std::vector<Index> first_row = first_rows(d, row_blocks, ranks);
-  if (shared != nullptr) {
-    const SharedLayout layout(row_blocks, d, K);  // rows_offset does not depend on rows
-    const std::uint64_t step = ++*sequence;
-    const auto rows_of = [&](int r) {
-      const Index rows = first_row[size_t(r) + 1] - first_row[size_t(r)];
-      return reinterpret_cast<double*>(static_cast<char*>(shared->segment(r)) + layout.rows_offset +
-                                       (step & 1) * std::size_t(rows * K) * sizeof(double));
-    };
-    const Index my_first = first_row[size_t(rank)];
-    const Index my_rows = first_row[size_t(rank) + 1] - my_first;
-    double* mine = rows_of(rank);
+  const auto rows_of = [&](int r) { return first_row[size_t(r) + 1] - first_row[size_t(r)]; };
+  const auto pack_mine = [&](double* out) {
+    const Index first = first_row[size_t(rank)], rows = rows_of(rank);
     for (Index k = 0; k < K; ++k)
-      for (Index i = 0; i < my_rows; ++i) mine[k * my_rows + i] = dictionary(my_first + i, k);
-    publish_and_wait(*shared, step);
+      for (Index i = 0; i < rows; ++i) out[k * rows + i] = dictionary(first + i, k);
+  };
+  const auto unpack_others = [&](const auto& packed_rows_of) {
     for (int r = 0; r < ranks; ++r) {
       if (r == rank) continue;
-      const Index first = first_row[size_t(r)], rows = first_row[size_t(r) + 1] - first;
-      const double* theirs = rows_of(r);
+      const Index first = first_row[size_t(r)], rows = rows_of(r);
+      const double* theirs = packed_rows_of(r);
       for (Index k = 0; k < K; ++k)
         for (Index i = 0; i < rows; ++i) dictionary(first + i, k) = theirs[k * rows + i];
     }
+  };
+  if (shared != nullptr) {
+    const SharedLayout layout(row_blocks, d, K);  // rows_offset does not depend on rows
+    const std::uint64_t step = ++*sequence;
+    const auto buffer_of = [&](int r) {
+      return reinterpret_cast<double*>(static_cast<char*>(shared->segment(r)) + layout.rows_offset +
+                                       (step & 1) * std::size_t(rows_of(r) * K) * sizeof(double));
+    };
+    pack_mine(buffer_of(rank));
+    publish_and_wait(*shared, step);
+    unpack_others(buffer_of);
     return;
   }
   const auto n_ranks = static_cast<size_t>(ranks);
   std::vector<int> counts(n_ranks), offsets(n_ranks);
   for (int r = 0; r < ranks; ++r) {
-    counts[size_t(r)] = int((first_row[size_t(r) + 1] - first_row[size_t(r)]) * K);
+    counts[size_t(r)] = int(rows_of(r) * K);
     offsets[size_t(r)] = int(first_row[size_t(r)] * K);
   }
-  // Rank r's rows, column after column, then every rank's blocks one after another.
-  Vector gathered(d * K);
-  const Index my_first = first_row[size_t(rank)], my_rows = first_row[size_t(rank) + 1] - my_first;
-  double* mine = gathered.data() + offsets[size_t(rank)];
-  for (Index k = 0; k < K; ++k)
-    for (Index i = 0; i < my_rows; ++i) mine[k * my_rows + i] = dictionary(my_first + i, k);
+  Vector gathered(d * K);  // every rank's block, one after another
+  pack_mine(gathered.data() + offsets[size_t(rank)]);
   check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, gathered.data(), counts.data(),
                            offsets.data(), MPI_DOUBLE, comm.get()),
             "MPI_Allgatherv (dictionary rows)");
-  for (int r = 0; r < ranks; ++r) {
-    if (r == rank) continue;
-    const Index first = first_row[size_t(r)], rows = first_row[size_t(r) + 1] - first;
-    const double* theirs = gathered.data() + offsets[size_t(r)];
-    for (Index k = 0; k < K; ++k)
-      for (Index i = 0; i < rows; ++i) dictionary(first + i, k) = theirs[k * rows + i];
-  }
+  unpack_others([&](int r) { return gathered.data() + offsets[size_t(r)]; });
 }
 
 // The split sweep's one collective: each rank has written `per_block` values for each of
