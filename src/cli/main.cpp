@@ -471,9 +471,10 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
                   " of the samples coded by another rank of their node)")
             : std::string();
     std::printf(
-        "time (rank 0): read %.2f s, code %.2f s%s, statistics %.2f s, allreduce %.2f s, "
+        "time (rank 0): read %.2f s, code %.2f s%s, statistics %.2f s, allreduce %.2f s%s, "
         "update %.2f s%s, checkpoint %.2f s\n",
-        t.read, t.code, shared.c_str(), t.statistics, t.reduce, t.update,
+        t.read, t.code, shared.c_str(), t.statistics, t.reduce,
+        result.reduced_in_node ? " (through node shared memory)" : "", t.update,
         result.update_rows_split ? " (rows split over the ranks)" : "", t.checkpoint);
     if (Index(result.history.size()) < epochs)
       std::printf("stopped after epoch %lld: the objective changed by less than tol = %g\n",

@@ -1,5 +1,7 @@
 #include "dictlearn/parallel/node_shared_memory.hpp"
 
+#include <sched.h>
+
 #include <cstdint>
 #include <exception>
 
@@ -52,6 +54,19 @@ NodeSharedMemory::~NodeSharedMemory() {
   if (std::uncaught_exceptions() > unwinding_at_start_) return;  // see the header
   MPI_Win_unlock_all(window_);
   MPI_Win_free(&window_);
+}
+
+void publish_and_wait(const NodeSharedMemory& shared, std::size_t offset, std::uint64_t sequence) {
+  const auto counter_of = [&](int rank) {
+    return reinterpret_cast<std::uint64_t*>(static_cast<char*>(shared.segment(rank)) + offset);
+  };
+  __atomic_store_n(counter_of(shared.rank()), sequence, __ATOMIC_RELEASE);
+  for (int r = 0; r < shared.ranks(); ++r) {
+    const std::uint64_t* counter = counter_of(r);
+    // The partners are usually microseconds away: spin a little before yielding.
+    for (int spins = 0; __atomic_load_n(counter, __ATOMIC_ACQUIRE) < sequence; ++spins)
+      if (spins > 200) sched_yield();
+  }
 }
 
 }  // namespace dictlearn

@@ -1,7 +1,6 @@
 #include "dictlearn/update/online_update.hpp"
 
 #include <omp.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
@@ -80,18 +79,6 @@ std::uint64_t* counter_of(const NodeSharedMemory& shared, int rank) {
                                           SharedLayout::kCounter);
 }
 
-// Publishes step `sequence` of this rank and waits until every rank has published it.
-void publish_and_wait(const NodeSharedMemory& shared, std::uint64_t sequence) {
-  __atomic_store_n(counter_of(shared, shared.rank()), sequence, __ATOMIC_RELEASE);
-  for (int r = 0; r < shared.ranks(); ++r) {
-    const std::uint64_t* counter = counter_of(shared, r);
-    for (int spins = 0; __atomic_load_n(counter, __ATOMIC_ACQUIRE) < sequence; ++spins) {
-      // Ranks may outnumber cores (tests run 3 ranks on 2): spin briefly, then yield.
-      if (spins > 200) sched_yield();
-    }
-  }
-}
-
 // After a row-split update every rank has its own rows of D: gather the others'. Rank r's
 // rows travel column after column (rows_r x K), through node shared memory or one
 // MPI_Allgatherv.
@@ -123,7 +110,7 @@ void share_rows(const Communicator& comm, Index row_blocks, Matrix& dictionary,
                                        (step & 1) * std::size_t(rows_of(r) * K) * sizeof(double));
     };
     pack_mine(buffer_of(rank));
-    publish_and_wait(*shared, step);
+    publish_and_wait(*shared, SharedLayout::kCounter, step);
     unpack_others(buffer_of);
     return;
   }
@@ -176,7 +163,7 @@ class BlockExchange {
     const int rank = shared_->rank();
     std::memcpy(buffer(rank, sequence), values + offsets_[size_t(rank)],
                 sizeof(double) * size_t(counts_[size_t(rank)]));
-    publish_and_wait(*shared_, sequence);
+    publish_and_wait(*shared_, SharedLayout::kCounter, sequence);
     for (int r = 0; r < shared_->ranks(); ++r)
       if (r != rank)
         std::memcpy(values + offsets_[size_t(r)], buffer(r, sequence),

@@ -119,6 +119,30 @@ TEST_CASE("MOD solved by ScaLAPACK learns the LAPACK dictionary", "[mpi][scalapa
   CHECK(difference < 1e-8);
 }
 
+TEST_CASE("statistics summed through node shared memory learn MPI_Allreduce's dictionary",
+          "[mpi][reduce]") {
+  // Both sum the same contributions; with two ranks in the same order (a + b == b + a), so
+  // bitwise; with three the order may differ, and the runs stay within the rank-count bound.
+  for (auto [coder, update] : {std::pair{CoderKind::lars, UpdateKind::online},
+                               std::pair{CoderKind::omp, UpdateKind::mod}}) {
+    TrainOptions options = small_training(coder, update);
+    Communicator comm(MPI_COMM_WORLD);
+    SyntheticSource source(small_data());
+    options.node_reduce = false;
+    const TrainResult mpi = train(comm, source, options);
+    options.node_reduce = true;
+    const TrainResult shared = train(comm, source, options);
+    CHECK(!mpi.reduced_in_node);
+    CHECK(shared.reduced_in_node == (comm.size() > 1));  // the tests run on one node
+    CHECK(identical_on_all_ranks(shared.dictionary));
+    if (comm.size() <= 2)
+      CHECK(shared.dictionary == mpi.dictionary);
+    else
+      CHECK((shared.dictionary - mpi.dictionary).cwiseAbs().maxCoeff() < 1e-8);
+    CHECK(shared.history.back().objective == Approx(mpi.history.back().objective).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("an HDF5 input gives the same result as the same rows generated in-process",
           "[mpi][hdf5]") {
   Communicator comm(MPI_COMM_WORLD);

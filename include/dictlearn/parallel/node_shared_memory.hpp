@@ -13,6 +13,7 @@
 #include <mpi.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace dictlearn {
@@ -41,5 +42,11 @@ class NodeSharedMemory {
   std::vector<void*> segments_;
   std::vector<std::size_t> sizes_;
 };
+
+/// A step counter per rank at byte `offset` of every segment (a 64-bit word): stores
+/// `sequence` into this rank's (release: what it wrote before is visible to the others)
+/// and waits until every rank's has reached `sequence` (acquire). Waits spin briefly, then
+/// yield the core, as ranks may outnumber cores.
+void publish_and_wait(const NodeSharedMemory& shared, std::size_t offset, std::uint64_t sequence);
 
 }  // namespace dictlearn
