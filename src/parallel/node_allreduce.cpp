@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "dictlearn/parallel/communicator.hpp"
-
 namespace dictlearn {
 namespace {
 // Segment layout: the step counter on its own cache line, then two chunk buffers used
@@ -16,13 +14,7 @@ constexpr std::size_t kBufferBytes = std::size_t(NodeAllreduce::kChunk) * sizeof
 }  // namespace
 
 NodeAllreduce::NodeAllreduce(const Communicator& node)
-    : memory_(node, kBuffers + 2 * kBufferBytes) {
-  // Shared windows start with unspecified contents: every counter from zero before use.
-  __atomic_store_n(
-      reinterpret_cast<std::uint64_t*>(static_cast<char*>(memory_.segment(node.rank())) + kCounter),
-      std::uint64_t(0), __ATOMIC_RELEASE);
-  node.barrier();
-}
+    : memory_(node, kBuffers + 2 * kBufferBytes) {}  // counters start at zero
 
 double* NodeAllreduce::buffer(int rank, std::uint64_t step) const {
   return reinterpret_cast<double*>(static_cast<char*>(memory_.segment(rank)) + kBuffers +

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <cstdint>
+#include <cstring>
 #include <exception>
 
 #include "dictlearn/core/error.hpp"
@@ -45,6 +46,14 @@ NodeSharedMemory::NodeSharedMemory(const Communicator& node, std::size_t bytes)
     sizes_[std::size_t(r)] = size > 0 ? std::size_t(size) - kAlignment : 0;
   }
   check_mpi(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_), "MPI_Win_lock_all");
+  // MPI leaves the contents unspecified; users keep counters in their segments, and a rank
+  // must never see another's before it is zero. Zero-fill, then synchronise (the pattern
+  // of MPI's separate memory model: sync, barrier, sync).
+  if (sizes_[std::size_t(rank_)] > 0)
+    std::memset(segments_[std::size_t(rank_)], 0, sizes_[std::size_t(rank_)]);
+  MPI_Win_sync(window_);
+  node.barrier();
+  MPI_Win_sync(window_);
 }
 
 NodeSharedMemory::~NodeSharedMemory() {

@@ -149,6 +149,7 @@ class BlockExchange {
       counts_[size_t(r)] = int((last - first) * per_block);
       offsets_[size_t(r)] = int(first * per_block);
     }
+    // The steps continue from the last update's (a new window starts at zero).
     if (shared_ != nullptr)
       sequence_ = __atomic_load_n(counter_of(*shared_, shared_->rank()), __ATOMIC_RELAXED);
   }

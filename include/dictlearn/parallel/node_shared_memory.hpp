@@ -1,7 +1,8 @@
 #pragma once
 // Memory that the ranks of one node can all read and write (MPI-3 shared-memory window,
 // MPI_Win_allocate_shared): each rank allocates its own segment, and every rank can
-// address every segment of the node directly, without messages.
+// address every segment of the node directly, without messages. Segments start
+// zero-filled on every rank (the constructor ends with a barrier).
 //
 // The window stays in a passive-target epoch (MPI_Win_lock_all) for its whole life, so
 // loads, stores and atomic operations on it need no MPI call; the users order them with
