@@ -65,13 +65,20 @@ NodeSharedMemory::~NodeSharedMemory() {
   MPI_Win_free(&window_);
 }
 
+namespace {
+std::uint64_t* counter_of(const NodeSharedMemory& shared, int rank, std::size_t offset) {
+  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(shared.segment(rank)) + offset);
+}
+}  // namespace
+
+std::uint64_t last_published(const NodeSharedMemory& shared, std::size_t offset) {
+  return __atomic_load_n(counter_of(shared, shared.rank(), offset), __ATOMIC_RELAXED);
+}
+
 void publish_and_wait(const NodeSharedMemory& shared, std::size_t offset, std::uint64_t sequence) {
-  const auto counter_of = [&](int rank) {
-    return reinterpret_cast<std::uint64_t*>(static_cast<char*>(shared.segment(rank)) + offset);
-  };
-  __atomic_store_n(counter_of(shared.rank()), sequence, __ATOMIC_RELEASE);
+  __atomic_store_n(counter_of(shared, shared.rank(), offset), sequence, __ATOMIC_RELEASE);
   for (int r = 0; r < shared.ranks(); ++r) {
-    const std::uint64_t* counter = counter_of(r);
+    const std::uint64_t* counter = counter_of(shared, r, offset);
     // The partners are usually microseconds away: spin a little before yielding.
     for (int spins = 0; __atomic_load_n(counter, __ATOMIC_ACQUIRE) < sequence; ++spins)
       if (spins > 200) sched_yield();

@@ -74,11 +74,6 @@ struct SharedLayout {
   }
 };
 
-std::uint64_t* counter_of(const NodeSharedMemory& shared, int rank) {
-  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(shared.segment(rank)) +
-                                          SharedLayout::kCounter);
-}
-
 // After a row-split update every rank has its own rows of D: gather the others'. Rank r's
 // rows travel column after column (rows_r x K), through node shared memory or one
 // MPI_Allgatherv.
@@ -150,8 +145,7 @@ class BlockExchange {
       offsets_[size_t(r)] = int(first * per_block);
     }
     // The steps continue from the last update's (a new window starts at zero).
-    if (shared_ != nullptr)
-      sequence_ = __atomic_load_n(counter_of(*shared_, shared_->rank()), __ATOMIC_RELAXED);
+    if (shared_ != nullptr) sequence_ = last_published(*shared_, SharedLayout::kCounter);
   }
   void exchange(double* values) {
     if (shared_ == nullptr) {

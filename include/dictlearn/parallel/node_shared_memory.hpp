@@ -50,4 +50,8 @@ class NodeSharedMemory {
 /// yield the core, as ranks may outnumber cores.
 void publish_and_wait(const NodeSharedMemory& shared, std::size_t offset, std::uint64_t sequence);
 
+/// The last value this rank published at `offset` (0 in a new window): where a user that
+/// outlives one call continues its sequence.
+std::uint64_t last_published(const NodeSharedMemory& shared, std::size_t offset);
+
 }  // namespace dictlearn
