@@ -470,12 +470,17 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
             ? cat(" (", format_percent(result.coded_for_others, result.coded_samples),
                   " of the samples coded by another rank of their node)")
             : std::string();
+    std::string update_note;
+    if (result.update_rows_split) update_note = "rows split over the ranks";
+    if (result.gram_shared)
+      update_note += cat(update_note.empty() ? "" : ", ", "Gram matrix formed by the node's ranks");
+    if (!update_note.empty()) update_note = " (" + update_note + ")";
     std::printf(
         "time (rank 0): read %.2f s, code %.2f s%s, statistics %.2f s, allreduce %.2f s%s, "
         "update %.2f s%s, checkpoint %.2f s\n",
         t.read, t.code, shared.c_str(), t.statistics, t.reduce,
         result.reduced_in_node ? " (through node shared memory)" : "", t.update,
-        result.update_rows_split ? " (rows split over the ranks)" : "", t.checkpoint);
+        update_note.c_str(), t.checkpoint);
     if (Index(result.history.size()) < epochs)
       std::printf("stopped after epoch %lld: the objective changed by less than tol = %g\n",
                   (long long)result.history.size(), config.train.tol);

@@ -7,6 +7,8 @@
 #include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/gram_tiles.hpp"
+#include "dictlearn/parallel/node_gram.hpp"
 
 namespace dictlearn {
 
@@ -90,11 +92,19 @@ Index MinibatchCoder::coded_for_others() const {
   return 0;
 }
 
+void MinibatchCoder::share_gram(const Communicator& node) {
+  node_gram_ = std::make_unique<NodeGram>(node, gram_.cols());
+}
+
 void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   DICTLEARN_ASSERT(dictionary.cols() == gram_.cols());
-  // SYRK computes D^T D's upper triangle, half the work of the GEMM; then mirrored.
-  blas::syrk_upper_transposed(1.0, dictionary, 0.0, gram_);
-  blas::symmetrize_from_upper(gram_);
+  // By tiles (core/gram_tiles.hpp) over the threads, or the node's ranks and their threads:
+  // the same G bitwise either way.
+  const int threads = double_ ? double_->threads : float_->threads;
+  if (node_gram_)
+    node_gram_->compute(dictionary, gram_, threads);
+  else
+    gram_matrix(dictionary, gram_, threads);
   dictionary_ = dictionary;
   if (float_) {
     float_->dictionary = dictionary.cast<float>();

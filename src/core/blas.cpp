@@ -82,20 +82,6 @@ void syrk_upper<float>(float alpha, const MatrixT<float>& a, float beta, MatrixT
               a.data(), int(a.rows()), beta, c.data(), int(c.rows()));
 }
 
-void syrk_upper_transposed(double alpha, const Matrix& a, double beta, Matrix& c) {
-  DICTLEARN_ASSERT(c.rows() == a.cols() && c.cols() == a.cols());
-  if (a.cols() == 0) return;
-  if (a.rows() == 0) {  // BLAS convention: beta = 0 overwrites C, even NaN
-    if (beta == 0)
-      c.setZero();
-    else
-      c *= beta;
-    return;
-  }
-  cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, int(a.cols()), int(a.rows()), alpha, a.data(),
-              int(a.rows()), beta, c.data(), int(c.rows()));
-}
-
 template <typename Scalar>
 void symmetrize_from_upper(MatrixT<Scalar>& c) {
   // Tile by tile: a plain transposed copy reads a new cache line for every element

@@ -457,6 +457,12 @@ const std::vector<KeyHandler>& handlers() {
           "minibatch first (node shared memory; same codes bitwise): on, off",
           parse_on_off, [](bool on) { return std::string(on ? "on" : "off"); },
           [](RunConfig& c) -> bool& { return c.train.share_coding; }),
+      choice_key(
+          "share-gram",
+          "the ranks of a node form the Gram matrix D^T D of each new dictionary together, "
+          "each a share of its tiles (node shared memory; same G bitwise): on, off",
+          parse_on_off, [](bool on) { return std::string(on ? "on" : "off"); },
+          [](RunConfig& c) -> bool& { return c.train.share_gram; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",
                [](RunConfig& c) -> bool& { return c.train.positive_dict; }),
       choice_key(

@@ -280,6 +280,11 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     comm.agree([&] { coder.share_coding(*node, capacity); });
     result.coding_shared = true;
   }
+  // The ranks of a node hold the same D: each forms a share of G's tiles (same G bitwise).
+  if (options.share_gram && node->size() > 1) {
+    comm.agree([&] { coder.share_gram(*node); });
+    result.gram_shared = true;
+  }
   // All ranks on one node: the per-minibatch sums go through shared memory, faster than
   // MPI_Allreduce there (docs/scaling.md). Across nodes, MPI's allreduce.
   std::unique_ptr<NodeAllreduce> node_sums;

@@ -26,7 +26,7 @@ for split in on off; do
     --update-split "$split" --output "$WORK/split_$split.h5" >"$WORK/split_$split.log" 2>&1 ||
     fail "update-split $split run exited with $?"
 done
-grep -q "^time (rank 0):.*update [0-9.]* s (rows split over the ranks)" "$WORK/split_on.log" ||
+grep -q "^time (rank 0):.*update [0-9.]* s (rows split over the ranks[,)]" "$WORK/split_on.log" ||
   fail "update-split on: the time line does not say the rows were split"
 if grep -q "rows split" "$WORK/split_off.log"; then fail "update-split off: rows were split"; fi
 "$PYTHON" - "$WORK/split_on.h5" "$WORK/split_off.h5" <<'PY' || fail "update-split changed D"
@@ -48,6 +48,20 @@ import sys, h5py, numpy as np
 on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
 assert np.array_equal(on, off), np.abs(on - off).max()
 print("share-coding on/off: bitwise the same dictionary")
+PY
+
+# --share-gram: the ranks of a node form the Gram matrix together; same dictionary bitwise.
+run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 6000 --epochs 2 \
+  --share-gram off --output "$WORK/gram_off.h5" >"$WORK/gram_off.log" 2>&1 ||
+  fail "share-gram off run exited with $?"
+grep -q "^time (rank 0):.*update [0-9.]* s (.*Gram matrix formed by the node's ranks)" \
+  "$WORK/split_on.log" || fail "share-gram (default on): the time line does not report it"
+if grep -q "Gram matrix formed" "$WORK/gram_off.log"; then fail "share-gram off: shared"; fi
+"$PYTHON" - "$WORK/split_on.h5" "$WORK/gram_off.h5" <<'PY' || fail "share-gram changed D"
+import sys, h5py, numpy as np
+on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
+assert np.array_equal(on, off), np.abs(on - off).max()
+print("share-gram on/off: bitwise the same dictionary")
 PY
 
 "$PYTHON" - "$WORK/online.h5" <<'PY' || fail "output file layout"

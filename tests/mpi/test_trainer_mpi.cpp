@@ -143,6 +143,26 @@ TEST_CASE("statistics summed through node shared memory learn MPI_Allreduce's di
   }
 }
 
+TEST_CASE("a Gram matrix formed by the node's ranks learns the same dictionary, bitwise",
+          "[mpi][gram]") {
+  // Every tile of G is the same BLAS call whoever forms it (core/gram_tiles.hpp).
+  for (auto [coder, update] : {std::pair{CoderKind::lars, UpdateKind::online},
+                               std::pair{CoderKind::omp, UpdateKind::mod}}) {
+    TrainOptions options = small_training(coder, update);
+    options.atoms = 70;  // two tile columns, three tiles
+    Communicator comm(MPI_COMM_WORLD);
+    SyntheticSource source(small_data());
+    options.share_gram = false;
+    const TrainResult alone = train(comm, source, options);
+    options.share_gram = true;
+    const TrainResult shared = train(comm, source, options);
+    CHECK(!alone.gram_shared);
+    CHECK(shared.gram_shared == (comm.size() > 1));  // the tests run on one node
+    CHECK(identical_on_all_ranks(shared.dictionary));
+    CHECK(shared.dictionary == alone.dictionary);
+  }
+}
+
 TEST_CASE("an HDF5 input gives the same result as the same rows generated in-process",
           "[mpi][hdf5]") {
   Communicator comm(MPI_COMM_WORLD);

@@ -320,6 +320,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.online.passes = 4;
   c.train.online.split = dictlearn::RowSplit::off;
   c.train.share_coding = false;
+  c.train.share_gram = false;
   c.train.mod.ridge = 3.3e-9;
   c.train.mod_solver = dictlearn::ModSolver::scalapack;
   c.train.precision = dictlearn::Precision::float32;

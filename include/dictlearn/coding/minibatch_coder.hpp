@@ -11,6 +11,7 @@
 namespace dictlearn {
 
 class Communicator;
+class NodeGram;
 
 class MinibatchCoder {
  public:
@@ -21,7 +22,8 @@ class MinibatchCoder {
   MinibatchCoder(const MinibatchCoder&) = delete;
   MinibatchCoder& operator=(const MinibatchCoder&) = delete;
 
-  /// Takes a new dictionary (d x K): recomputes G (SYRK) and the float copies.
+  /// Takes a new dictionary (d x K): recomputes G (by tiles over the threads, see
+  /// core/gram_tiles.hpp) and the float copies.
   void set_dictionary(const Matrix& dictionary);
   /// G = D^T D of the current dictionary, in double.
   const Matrix& gram() const { return gram_; }
@@ -36,6 +38,10 @@ class MinibatchCoder {
   /// same dictionaries (as the trainer's ranks do), and pass at most `max_samples` samples.
   /// The codes are bitwise the same as without.
   void share_coding(const Communicator& node, Index max_samples);
+  /// From now on the ranks of `node` form G together (parallel/node_gram.hpp), each a share
+  /// of its tiles; collective over `node`. Every rank of the node must then make the same
+  /// sequence of set_dictionary() calls with the same dictionaries. G is bitwise the same.
+  void share_gram(const Communicator& node);
   /// Samples of other ranks this rank has coded (0 without share_coding).
   Index coded_for_others() const;
 
@@ -47,6 +53,7 @@ class MinibatchCoder {
   Matrix dictionary_, gram_;  // the current D and G = D^T D, in double
   std::unique_ptr<Workspace<double>> double_;
   std::unique_ptr<Workspace<float>> float_;
+  std::unique_ptr<NodeGram> node_gram_;
 };
 
 }  // namespace dictlearn

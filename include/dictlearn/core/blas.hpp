@@ -16,8 +16,6 @@ void gemm(bool transpose_a, bool transpose_b, Scalar alpha, const MatrixT<Scalar
 template <typename Scalar>
 void syrk_upper(Scalar alpha, const MatrixT<Scalar>& a, Scalar beta, MatrixT<Scalar>& c);
 
-/// Upper triangle of C = alpha * A^T * A + beta * C (a Gram matrix without forming A^T).
-void syrk_upper_transposed(double alpha, const Matrix& a, double beta, Matrix& c);
 
 /// Copies the upper triangle of a square matrix onto its lower triangle.
 template <typename Scalar>

@@ -79,6 +79,9 @@ struct TrainOptions {
   /// The ranks of a node code each other's samples (coding/node_coding_team.hpp): a rank
   /// done with its part of a minibatch helps the slower ones. Same result bitwise.
   bool share_coding = true;
+  /// The ranks of a node form the Gram matrix together, each a share of its tiles
+  /// (parallel/node_gram.hpp). Same G bitwise.
+  bool share_gram = true;
   /// When every rank is on one node, the statistics are summed through node shared memory
   /// (parallel/node_allreduce.hpp) instead of MPI_Allreduce. Same sums bitwise on 2 ranks.
   bool node_reduce = true;
@@ -157,6 +160,8 @@ struct TrainResult {
   bool update_rows_split = false;
   /// The ranks of each node shared the coding (share_coding, more than one rank per node).
   bool coding_shared = false;
+  /// The ranks of each node formed the Gram matrix together (share_gram, > 1 rank per node).
+  bool gram_shared = false;
   /// The statistics were summed through node shared memory (node_reduce, one node).
   bool reduced_in_node = false;
   /// Samples coded by another rank than their own, and all samples coded, in this run, over

@@ -1,0 +1,49 @@
+#pragma once
+// The Gram matrix G = D^T D (K x K, both triangles) in fixed square tiles of the upper
+// triangle, each formed by one BLAS call (GEMM off the diagonal, SYRK on it) and mirrored
+// by whoever computes it. A tile's arithmetic does not depend on who computes it, so G is
+// bitwise the same whether one thread forms it, several threads share the tiles, or the
+// ranks of a node do (parallel/node_gram.hpp). One SYRK over all of D is not: its blocking
+// differs from the tiles' for some shapes (d = 130, K = 97 differed in the last bits).
+#include <utility>
+#include <vector>
+
+#include "dictlearn/core/types.hpp"
+
+namespace dictlearn {
+
+class GramTiles {
+ public:
+  /// Tiles of kTile x kTile atoms (smaller at the last row and column of tiles).
+  static constexpr Index kTile = 64;
+
+  explicit GramTiles(Index atoms);
+
+  Index count() const { return Index(tiles_.size()); }
+  /// Tiles [first, second) of a contiguous split of the tiles [begin, end) (default: all)
+  /// into `parts` of about equal work (a diagonal tile counts half); parts may be empty.
+  std::pair<Index, Index> part(int index, int parts, Index begin = 0, Index end = -1) const;
+
+  /// Tile `tile` of D^T D into `gram` (column-major, leading dimension `ld` >= K): its
+  /// upper block and, off the diagonal, the mirrored lower block.
+  void compute(const Matrix& dictionary, Index tile, double* gram, Index ld) const;
+  /// Copies tile `tile` (both blocks) from one K x K column-major array to another.
+  void copy(Index tile, const double* from, Index from_ld, double* to, Index to_ld) const;
+
+  /// Rows and columns of a tile: atoms [row, row + rows) x [column, column + columns).
+  struct Tile {
+    Index row, rows, column, columns;
+  };
+  const Tile& tile(Index index) const { return tiles_[std::size_t(index)]; }
+
+ private:
+  Index atoms_;
+  std::vector<Tile> tiles_;          // column of tiles after column, top down
+  std::vector<double> work_before_;  // work of the tiles before each one, and the total
+};
+
+/// G = D^T D by tiles spread over `threads` OpenMP threads (BLAS single-threaded inside);
+/// the result does not depend on the thread count.
+void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads);
+
+}  // namespace dictlearn

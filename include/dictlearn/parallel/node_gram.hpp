@@ -1,0 +1,34 @@
+#pragma once
+// The Gram matrix G = D^T D formed once per node instead of once per rank: the ranks of a
+// node (all holding the same D) each compute a share of G's tiles (core/gram_tiles.hpp),
+// publish them in node shared memory and copy the others'. Every tile is formed by the
+// same BLAS call as on one rank, so G is bitwise the same as gram_matrix()'s.
+//
+// Every rank of the node must call compute() the same number of times with the same
+// dictionary, as with any collective.
+#include <cstdint>
+
+#include "dictlearn/core/gram_tiles.hpp"
+#include "dictlearn/core/types.hpp"
+#include "dictlearn/parallel/node_shared_memory.hpp"
+
+namespace dictlearn {
+
+class NodeGram {
+ public:
+  /// Collective over `node` (node_communicator()), for dictionaries of `atoms` columns.
+  NodeGram(const Communicator& node, Index atoms);
+
+  /// gram = D^T D (K x K); this rank's tiles are spread over `threads` OpenMP threads.
+  void compute(const Matrix& dictionary, Matrix& gram, int threads);
+
+ private:
+  double* buffer(std::uint64_t step) const;
+
+  Index atoms_;
+  GramTiles tiles_;
+  NodeSharedMemory memory_;
+  std::uint64_t steps_ = 0;  // calls so far (the same on every rank)
+};
+
+}  // namespace dictlearn

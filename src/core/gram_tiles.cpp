@@ -1,0 +1,100 @@
+#include "dictlearn/core/gram_tiles.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "dictlearn/core/error.hpp"
+
+namespace dictlearn {
+namespace {
+// Transposed copy of a rows x columns block (column-major, leading dimension ld) from
+// `from` to `to`, in 16 x 16 pieces that stay in the L1 cache.
+void mirror_block(const double* from, double* to, Index rows, Index columns, Index ld) {
+  constexpr Index kPiece = 16;
+  for (Index j0 = 0; j0 < columns; j0 += kPiece)
+    for (Index i0 = 0; i0 < rows; i0 += kPiece)
+      for (Index j = j0; j < std::min(columns, j0 + kPiece); ++j)
+        for (Index i = i0; i < std::min(rows, i0 + kPiece); ++i) to[j + i * ld] = from[i + j * ld];
+}
+}  // namespace
+
+GramTiles::GramTiles(Index atoms) : atoms_(atoms) {
+  DICTLEARN_ASSERT(atoms >= 0);
+  double work = 0.0;
+  for (Index column = 0; column < atoms; column += kTile) {
+    const Index columns = std::min(kTile, atoms - column);
+    for (Index row = 0; row <= column; row += kTile) {
+      const Index rows = std::min(kTile, atoms - row);
+      tiles_.push_back({row, rows, column, columns});
+      work_before_.push_back(work);
+      work += row == column ? 0.5 * double(rows * columns) : double(rows * columns);
+    }
+  }
+  work_before_.push_back(work);
+}
+
+std::pair<Index, Index> GramTiles::part(int index, int parts, Index begin, Index end) const {
+  if (end < 0) end = count();
+  DICTLEARN_ASSERT(parts > 0 && index >= 0 && index < parts && 0 <= begin && begin <= end &&
+                   end <= count());
+  // Part p takes the tiles whose work starts in [p, p + 1) x (the range's work) / parts.
+  const double low = work_before_[size_t(begin)], high = work_before_[size_t(end)];
+  const auto first_of = [&](int p) {
+    if (p >= parts) return end;
+    const double start = low + (high - low) * double(p) / double(parts);
+    return Index(std::lower_bound(work_before_.begin() + begin, work_before_.begin() + end, start) -
+                 work_before_.begin());
+  };
+  return {first_of(index), first_of(index + 1)};
+}
+
+void GramTiles::compute(const Matrix& dictionary, Index index, double* gram, Index ld) const {
+  DICTLEARN_ASSERT(dictionary.cols() == atoms_ && ld >= atoms_);
+  const Tile& t = tile(index);
+  const Index d = dictionary.rows();
+  double* upper = gram + t.row + t.column * ld;
+  if (d == 0) {
+    for (Index j = 0; j < t.columns; ++j) std::fill(upper + j * ld, upper + j * ld + t.rows, 0.0);
+  } else if (t.row == t.column) {
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, int(t.columns), int(d), 1.0,
+                dictionary.data() + t.column * d, int(d), 0.0, upper, int(ld));
+  } else {
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, int(t.rows), int(t.columns), int(d), 1.0,
+                dictionary.data() + t.row * d, int(d), dictionary.data() + t.column * d, int(d),
+                0.0, upper, int(ld));
+  }
+  if (t.row == t.column) {
+    for (Index j = 0; j < t.columns; ++j)  // lower half of the diagonal block
+      for (Index i = j + 1; i < t.rows; ++i) upper[i + j * ld] = upper[j + i * ld];
+  } else {
+    mirror_block(upper, gram + t.column + t.row * ld, t.rows, t.columns, ld);
+  }
+}
+
+void GramTiles::copy(Index index, const double* from, Index from_ld, double* to,
+                     Index to_ld) const {
+  const Tile& t = tile(index);
+  const auto copy_block = [&](Index row, Index rows, Index column, Index columns) {
+    for (Index j = column; j < column + columns; ++j)
+      std::memcpy(to + row + j * to_ld, from + row + j * from_ld, sizeof(double) * size_t(rows));
+  };
+  copy_block(t.row, t.rows, t.column, t.columns);
+  if (t.row != t.column) copy_block(t.column, t.columns, t.row, t.rows);
+}
+
+void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads) {
+  const Index K = dictionary.cols();
+  gram.resize(K, K);
+  const GramTiles tiles(K);
+  const int team = int(std::clamp<Index>(threads, 1, std::max<Index>(1, tiles.count())));
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    const auto [first, last] = tiles.part(omp_get_thread_num(), omp_get_num_threads());
+    for (Index tile = first; tile < last; ++tile) tiles.compute(dictionary, tile, gram.data(), K);
+  }
+}
+
+}  // namespace dictlearn
