@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <omp.h>
+
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 
@@ -13,8 +15,7 @@ PackedStatistics::PackedStatistics(Index atoms, Index dim, Index extras)
       dim_(dim),
       triangle_(atoms * (atoms + 1) / 2),
       buffer_(size_t(triangle_ + dim * atoms + extras), 0.0),
-      support_(size_t(atoms)),
-      values_(size_t(atoms)) {}
+      nonzeros_(1) {}
 
 Index PackedStatistics::dense_crossover(Index atoms, Index dim) {
   // Per sample the sparse path costs ~ s^2/2 + d s scattered multiply-adds, the dense one
@@ -31,37 +32,96 @@ bool PackedStatistics::prefers_dense(Index atoms, Index dim, Index nonzeros, Ind
   return samples > 0 && nonzeros > dense_crossover(atoms, dim) * samples;
 }
 
-void PackedStatistics::pack(const Matrix& x, const Matrix& codes) {
+void PackedStatistics::pack(const Matrix& x, const Matrix& codes, int threads) {
   DICTLEARN_ASSERT(x.cols() == codes.cols() && codes.rows() == atoms_ && x.rows() == dim_);
   const Index nonzeros = Index((codes.array() != 0.0).count());
   if (prefers_dense(atoms_, dim_, nonzeros, codes.cols()))
     pack_dense(x, codes);
   else
-    pack_sparse(x, codes);
+    pack_sparse(x, codes, threads);
 }
 
-void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes) {
+void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int threads) {
   DICTLEARN_ASSERT(x.cols() == codes.cols() && codes.rows() == atoms_ && x.rows() == dim_);
-  std::fill(buffer_.begin(), buffer_.end(), 0.0);
+  const Index n = codes.cols(), K = atoms_, d = dim_;
   double* triangle = buffer_.data();  // (i, k), i <= k, at k (k + 1) / 2 + i
   double* cross = buffer_.data() + triangle_;
-  for (Index j = 0; j < codes.cols(); ++j) {
-    const double* code = codes.data() + j * atoms_;
-    Index s = 0;
-    for (Index k = 0; k < atoms_; ++k)
-      if (code[k] != 0.0) {
-        support_[size_t(s)] = k;
-        values_[size_t(s)] = code[k];
-        ++s;
-      }
-    const double* sample = x.data() + j * dim_;
-    for (Index q = 0; q < s; ++q) {
-      const Index k = support_[size_t(q)];
-      const double value = values_[size_t(q)];
+  // Adds sample j's terms, for its nonzeros whose atom `owned` accepts.
+  const auto add_sample = [&](Index j, const Index* support, const double* values, Index count,
+                              const auto& owned) {
+    const double* sample = x.data() + j * d;
+    for (Index q = 0; q < count; ++q) {
+      const Index k = support[q];
+      if (!owned(k)) continue;
+      const double value = values[q];
       double* column = triangle + k * (k + 1) / 2;
-      for (Index p = 0; p <= q; ++p) column[support_[size_t(p)]] += values_[size_t(p)] * value;
-      double* b_k = cross + k * dim_;
-      for (Index i = 0; i < dim_; ++i) b_k[i] += sample[i] * value;
+      for (Index p = 0; p <= q; ++p) column[support[p]] += values[p] * value;
+      double* b_k = cross + k * d;
+      for (Index i = 0; i < d; ++i) b_k[i] += sample[i] * value;
+    }
+  };
+  constexpr Index kAtomBlock = 32;
+  const int team = int(std::clamp<Index>(threads, 1, (K + kAtomBlock - 1) / kAtomBlock));
+  if (team == 1) {  // one pass, each code's nonzeros gathered just before use
+    std::fill(buffer_.begin(), buffer_.end(), 0.0);
+    SparseCodes& one = nonzeros_[0];
+    one.support.resize(size_t(K));
+    one.values.resize(size_t(K));
+    for (Index j = 0; j < n; ++j) {
+      const double* code = codes.data() + j * K;
+      Index count = 0;
+      for (Index k = 0; k < K; ++k)
+        if (code[k] != 0.0) {
+          one.support[size_t(count)] = k;
+          one.values[size_t(count)] = code[k];
+          ++count;
+        }
+      add_sample(j, one.support.data(), one.values.data(), count, [](Index) { return true; });
+    }
+    return;
+  }
+  // Threads own interleaved blocks of atoms, i.e. the columns k of A's triangle and of B;
+  // each adds the samples' terms to its columns in sample order, as one thread would, so
+  // the sums are bitwise the same for any thread count.
+  std::fill(buffer_.begin() + triangle_ + d * K, buffer_.end(), 0.0);  // the extras
+  if (Index(nonzeros_.size()) < team) nonzeros_.resize(size_t(team));
+#pragma omp parallel num_threads(team)
+  {
+    const int me = omp_get_thread_num(), members = omp_get_num_threads();
+    // First the nonzeros of a range of samples per thread (support and values, in atom
+    // order within a sample), each thread in its own lists.
+    {
+      SparseCodes& mine = nonzeros_[size_t(me)];
+      mine.first.clear();
+      mine.support.clear();
+      mine.values.clear();
+      for (Index j = n * me / members; j < n * (me + 1) / members; ++j) {
+        mine.first.push_back(Index(mine.support.size()));
+        const double* code = codes.data() + j * K;
+        for (Index k = 0; k < K; ++k)
+          if (code[k] != 0.0) {
+            mine.support.push_back(k);
+            mine.values.push_back(code[k]);
+          }
+      }
+      mine.first.push_back(Index(mine.support.size()));
+    }
+    for (Index k0 = me * kAtomBlock; k0 < K; k0 += members * kAtomBlock) {
+      const Index k1 = std::min(K, k0 + kAtomBlock);
+      std::fill(triangle + k0 * (k0 + 1) / 2, triangle + k1 * (k1 + 1) / 2, 0.0);
+      std::fill(cross + k0 * d, cross + k1 * d, 0.0);
+    }
+#pragma omp barrier
+    const auto owned = [&](Index k) { return (k / kAtomBlock) % members == me; };
+    for (int part = 0; part < members; ++part) {
+      const SparseCodes& nonzeros = nonzeros_[size_t(part)];
+      const Index first_sample = n * part / members;
+      for (Index s = 0; s + 1 < Index(nonzeros.first.size()); ++s) {
+        const Index first = nonzeros.first[size_t(s)],
+                    count = nonzeros.first[size_t(s) + 1] - first;
+        add_sample(first_sample + s, nonzeros.support.data() + first,
+                   nonzeros.values.data() + first, count, owned);
+      }
     }
   }
 }
@@ -81,19 +141,40 @@ void PackedStatistics::pack_dense(const Matrix& x, const Matrix& codes) {
   for (double* e = extras(); e != buffer_.data() + buffer_.size(); ++e) *e = 0.0;
 }
 
-void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b) const {
+void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b,
+                              int threads) const {
   DICTLEARN_ASSERT(a.rows() == atoms_ && a.cols() == atoms_ && b.rows() == dim_ &&
                    b.cols() == atoms_);
-  const double* in = buffer_.data();
-  // Upper triangle column by column (contiguous), then mirrored in one pass.
-  for (Index j = 0; j < atoms_; ++j) {
-    double* column = a.data() + j * atoms_;
-    for (Index i = 0; i <= j; ++i) column[i] = a_scale * column[i] + scale * in[i];
-    in += j + 1;
+  // A by blocks of 16 columns: the upper part of each column (contiguous), then the block
+  // mirrored onto its 16 rows of the lower triangle while its columns are still in cache
+  // (each column of the lower part gets 16 contiguous values).
+  // B elementwise. Every element is one multiply-add whoever computes it, so the result
+  // does not depend on the thread count.
+  constexpr Index kTile = 16;
+  const Index K = atoms_, tile_columns = (K + kTile - 1) / kTile;
+  const Index cross_size = dim_ * atoms_;
+  const double* packed_a = buffer_.data();  // (i, j), i <= j, at j (j + 1) / 2 + i
+  const double* packed_b = buffer_.data() + triangle_;
+  double* out_a = a.data();
+  double* out_b = b.data();
+  const int team = std::max(1, threads);
+#pragma omp parallel num_threads(team) if (team > 1 && K >= 2 * kTile)
+  {
+    // Column blocks from the right (the longest first) handed out one by one.
+#pragma omp for schedule(dynamic, 1) nowait
+    for (Index block = tile_columns - 1; block >= 0; --block) {
+      const Index j0 = block * kTile, j1 = std::min(K, j0 + kTile);
+      for (Index j = j0; j < j1; ++j) {
+        const double* in = packed_a + j * (j + 1) / 2;
+        double* column = out_a + j * K;
+        for (Index i = 0; i <= j; ++i) column[i] = a_scale * column[i] + scale * in[i];
+      }
+      for (Index i = 0; i + 1 < j1; ++i)  // A(j, i) = A(i, j) for i < j: column i's rows j0..j1
+        for (Index j = std::max(j0, i + 1); j < j1; ++j) out_a[j + i * K] = out_a[i + j * K];
+    }
+#pragma omp for schedule(static) nowait
+    for (Index i = 0; i < cross_size; ++i) out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
   }
-  blas::symmetrize_from_upper(a);
-  double* out = b.data();
-  for (Index i = 0; i < dim_ * atoms_; ++i) out[i] = a_scale * out[i] + scale * in[i];
 }
 
 double online_forget_factor(Index step, Index batch_size, double forget_rate) {

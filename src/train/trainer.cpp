@@ -381,7 +381,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       // candidates (training uses the squared loss only).
       residual_sqnorms(dictionary, x, codes, threads, residuals);
 
-      packed.pack(x, codes);
+      packed.pack(x, codes, threads);
       double* extras = packed.extras();
       code_penalties(options.coder, codes, penalty);
       extras[kObjective] = 0.5 * residuals.sum() + penalty.sum();
@@ -417,12 +417,13 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         const double beta =
             online_forget_factor(state.step, Index(global_batch), options.forget_rate);
         // Hebbian steps on this minibatch's means; the other rules on the online sums.
-        packed.add_to(options.update == UpdateKind::hebbian ? 0.0 : beta, 1.0 / global_batch, a, b);
+        packed.add_to(options.update == UpdateKind::hebbian ? 0.0 : beta, 1.0 / global_batch, a, b,
+                      threads);
         update_dictionary();
         if (options.replacement.enabled && state.window_batches >= replace_period)
           state.replaced += replace_atoms();
       } else {
-        packed.add_to(1.0, 1.0, a, b);
+        packed.add_to(1.0, 1.0, a, b, threads);
       }
       lap(times.update);
       ++state.step;

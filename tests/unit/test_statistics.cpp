@@ -76,6 +76,43 @@ TEST_CASE("PackedStatistics pack + add_to equals C C^T and X C^T with scales", "
   }
 }
 
+TEST_CASE("pack_sparse and add_to give the same bits on any number of threads", "[statistics]") {
+  // Threads own blocks of atoms (pack_sparse) or of columns (add_to); each element is still
+  // summed in sample order, so the buffers and A, B must not depend on the thread count.
+  Random random(35);
+  for (int trial = 0; trial < 12; ++trial) {
+    const Index K = 1 + Index(random.below(200)), d = 1 + Index(random.below(20));
+    const Index n = Index(random.below(60));
+    const Matrix c = sparse_codes(K, n, 0.08, random), x = gaussian(d, n, random);
+    const Matrix a0 = [&] {
+      const Matrix m = gaussian(K, K, random);
+      return Matrix(m * m.transpose());
+    }();
+    const Matrix b0 = gaussian(d, K, random);
+    PackedStatistics one(K, d, 3);
+    one.pack_sparse(x, c, 1);
+    Matrix a_one = a0, b_one = b0;
+    one.add_to(0.9, 1.0 / 3.0, a_one, b_one, 1);
+    INFO("trial=" << trial << " K=" << K << " d=" << d << " n=" << n);
+    CHECK((a_one - (0.9 * a0 + c * c.transpose() / 3.0)).cwiseAbs().maxCoeff() <=
+          1e-12 * (1.0 + a_one.norm()));
+    CHECK((b_one - (0.9 * b0 + x * c.transpose() / 3.0)).cwiseAbs().maxCoeff() <=
+          1e-12 * (1.0 + b_one.norm()));
+    for (const int threads : {2, 3, 8}) {
+      PackedStatistics many(K, d, 3);
+      many.pack_sparse(gaussian(d, 4, random), sparse_codes(K, 4, 0.5, random), threads);
+      many.pack_sparse(x, c, threads);  // over the stale values of a first minibatch
+      INFO("threads=" << threads);
+      CHECK(std::equal(one.data(), one.data() + one.size(), many.data()));
+      Matrix a = a0, b = b0;
+      many.add_to(0.9, 1.0 / 3.0, a, b, threads);
+      CHECK(a == a_one);
+      CHECK(b == b_one);
+      CHECK(a == a.transpose());
+    }
+  }
+}
+
 TEST_CASE("summed packed buffers are the statistics of the union of the shares", "[statistics]") {
   // The allreduce adds the buffers of all ranks elementwise; the result must unpack to
   // the statistics of the whole minibatch (and the extras add up as plain numbers).

@@ -38,24 +38,32 @@ class PackedStatistics {
 
   /// Fills the A and B parts from this rank's minibatch (x: d x n, codes: K x n) and zeroes
   /// the extras. Picks the sparse or the dense (BLAS-3) accumulation by the codes' density.
-  void pack(const Matrix& x, const Matrix& codes);
+  /// The sparse one runs on `threads` OpenMP threads (the same sums for any count).
+  void pack(const Matrix& x, const Matrix& codes, int threads = 1);
   /// The two accumulations, for tests and benchmarks; same results up to rounding.
-  void pack_sparse(const Matrix& x, const Matrix& codes);
+  void pack_sparse(const Matrix& x, const Matrix& codes, int threads = 1);
   void pack_dense(const Matrix& x, const Matrix& codes);
   /// Nonzeros per sample above which pack() uses pack_dense (measured crossover).
   static Index dense_crossover(Index atoms, Index dim);
   /// pack()'s choice for `nonzeros` nonzeros in `samples` codes.
   static bool prefers_dense(Index atoms, Index dim, Index nonzeros, Index samples);
-  /// a <- a_scale * a + scale * packed A, b likewise (a, b full matrices).
-  void add_to(double a_scale, double scale, Matrix& a, Matrix& b) const;
+  /// a <- a_scale * a + scale * packed A, b likewise (a, b full matrices), over `threads`
+  /// OpenMP threads (the same result for any count).
+  void add_to(double a_scale, double scale, Matrix& a, Matrix& b, int threads = 1) const;
 
  private:
   Index atoms_, dim_, triangle_;
   std::vector<double> buffer_;
-  Matrix gram_work_;            // K x K
-  Matrix cross_work_;           // d x K
-  std::vector<Index> support_;  // nonzero rows of one code
-  std::vector<double> values_;  // and their values
+  Matrix gram_work_;   // K x K
+  Matrix cross_work_;  // d x K
+  // pack_sparse: the nonzeros of one thread's range of samples (kept between calls, so
+  // that the lists stop growing after the first minibatches).
+  struct SparseCodes {
+    std::vector<Index> first;    // per sample, where its nonzeros start (and the end)
+    std::vector<Index> support;  // the nonzero rows, sample after sample
+    std::vector<double> values;  // and their values
+  };
+  std::vector<SparseCodes> nonzeros_;
 };
 
 /// beta of the online weighting above.
