@@ -37,7 +37,10 @@ void NodeGram::compute(const Matrix& dictionary, Matrix& gram, int threads) {
   const std::uint64_t step = ++steps_;
   double* shared = buffer(step);
   const int ranks = memory_.ranks(), rank = memory_.rank();
-  const auto [first, last] = tiles_.part(rank, ranks);
+  // Named variables, not a structured binding: OpenMP regions cannot capture bindings
+  // under Clang.
+  const std::pair<Index, Index> mine = tiles_.part(rank, ranks);
+  const Index first = mine.first, last = mine.second;
   const int team = int(std::clamp<Index>(threads, 1, std::max<Index>(1, tiles_.count())));
   // My tiles: computed into my G (where they stay in cache for the copy) and published.
 #pragma omp parallel num_threads(team) if (team > 1)

@@ -61,7 +61,8 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
     }
   };
   constexpr Index kAtomBlock = 32;
-  const int team = int(std::clamp<Index>(threads, 1, (K + kAtomBlock - 1) / kAtomBlock));
+  const int team =
+      int(std::clamp<Index>(threads, 1, std::max<Index>(1, (K + kAtomBlock - 1) / kAtomBlock)));
   if (team == 1) {  // one pass, each code's nonzeros gathered just before use
     std::fill(buffer_.begin(), buffer_.end(), 0.0);
     SparseCodes& one = nonzeros_[0];

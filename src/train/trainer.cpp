@@ -152,10 +152,13 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       throw Error(cat("batch-size (", options.batch_size, ") is larger than the ", N,
                       " samples of '", source.describe(), "'"));
     // Refuse before allocating what cannot fit: the K x K matrices (A, G, the packed
-    // triangle, a Cholesky workspace per thread) dominate for large K.
+    // triangle, a Cholesky workspace per thread, and with share-gram the node's two shared
+    // arrays, counted as if on every rank) dominate for large K.
     const double threads_guess = options.threads > 0 ? options.threads : omp_get_max_threads();
-    const double k = double(K), bytes = 8.0 * ((3.5 + threads_guess) * k * k + 4.0 * double(d) * k +
-                                               k * double(options.batch_size));
+    const double shared_gram = options.share_gram ? 2.0 : 0.0;
+    const double k = double(K),
+                 bytes = 8.0 * ((3.5 + threads_guess + shared_gram) * k * k + 4.0 * double(d) * k +
+                                k * double(options.batch_size));
     const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
     if (physical > 0 && bytes > physical)
       throw Error(cat("atoms = ", K, " needs about ", bytes / 1073741824.0,
@@ -259,31 +262,38 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   online.row_split = node.get();
   // Through node shared memory a step of the split costs a counter and a copy, not a
   // collective (one per 8 atoms adds up: 32 per update at K = 256).
+  // Node sizes may differ between nodes (a node may hold a single rank), so every rank
+  // enters each agree() below and the node-size conditions are tested inside: a rank that
+  // skipped one would pair its next collective with the others' agree().
   std::unique_ptr<NodeSharedMemory> update_memory;
-  if (options.update == UpdateKind::online && node->size() > 1) {
+  if (options.update == UpdateKind::online) {
     comm.agree([&] {
-      update_memory = std::make_unique<NodeSharedMemory>(
-          *node, online_update_shared_bytes(d, K, node->rank(), node->size()));
+      if (node->size() > 1)
+        update_memory = std::make_unique<NodeSharedMemory>(
+            *node, online_update_shared_bytes(d, K, node->rank(), node->size()));
     });
     online.shared = update_memory.get();
   }
   // The claim words count samples in 20 bits: decided from the global batch size, so
   // every rank decides the same (a rank left out would leave the others in the collective).
-  if (options.share_coding && node->size() > 1 &&
-      options.batch_size <= NodeCodingTeam<double>::kMaxSamples) {
+  if (options.share_coding && options.batch_size <= NodeCodingTeam<double>::kMaxSamples) {
     // The most samples this rank holds of one minibatch: each owned shard gives at most
     // ceil(B n_v / N) (see MinibatchSchedule::take_begin).
     const auto [first_shard, last_shard] = schedule.owned_shards(comm.rank(), comm.size());
     const Index owned_rows = schedule.shard_begin(last_shard) - schedule.shard_begin(first_shard);
     const Index capacity = std::min(
         options.batch_size, options.batch_size * owned_rows / N + (last_shard - first_shard) + 1);
-    comm.agree([&] { coder.share_coding(*node, capacity); });
-    result.coding_shared = true;
+    comm.agree([&] {
+      if (node->size() > 1) coder.share_coding(*node, capacity);
+    });
+    result.coding_shared = node->size() > 1;
   }
   // The ranks of a node hold the same D: each forms a share of G's tiles (same G bitwise).
-  if (options.share_gram && node->size() > 1) {
-    comm.agree([&] { coder.share_gram(*node); });
-    result.gram_shared = true;
+  if (options.share_gram) {
+    comm.agree([&] {
+      if (node->size() > 1) coder.share_gram(*node);
+    });
+    result.gram_shared = node->size() > 1;
   }
   // All ranks on one node: the per-minibatch sums go through shared memory, faster than
   // MPI_Allreduce there (docs/scaling.md). Across nodes, MPI's allreduce.

@@ -58,10 +58,10 @@ class PackedStatistics {
   Matrix cross_work_;  // d x K
   // pack_sparse: the nonzeros of one thread's range of samples (kept between calls, so
   // that the lists stop growing after the first minibatches).
-  struct SparseCodes {
-    std::vector<Index> first;    // per sample, where its nonzeros start (and the end)
-    std::vector<Index> support;  // the nonzero rows, sample after sample
-    std::vector<double> values;  // and their values
+  struct alignas(64) SparseCodes {  // own cache lines: the threads fill theirs at once
+    std::vector<Index> first;       // per sample, where its nonzeros start (and the end)
+    std::vector<Index> support;     // the nonzero rows, sample after sample
+    std::vector<double> values;     // and their values
   };
   std::vector<SparseCodes> nonzeros_;
 };
