@@ -17,6 +17,21 @@ PackedStatistics::PackedStatistics(Index atoms, Index dim, Index extras)
       buffer_(size_t(triangle_ + dim * atoms + extras), 0.0),
       nonzeros_(1) {}
 
+namespace {
+// Appends the nonzeros of one code (K values), in atom order, to `support` and `values`;
+// returns how many. The lists keep their capacity between calls: no allocation once warm.
+Index append_nonzeros(const double* code, Index K, std::vector<Index>& support,
+                      std::vector<double>& values) {
+  const std::size_t before = support.size();
+  for (Index k = 0; k < K; ++k)
+    if (code[k] != 0.0) {
+      support.push_back(k);
+      values.push_back(code[k]);
+    }
+  return Index(support.size() - before);
+}
+}  // namespace
+
 Index PackedStatistics::dense_crossover(Index atoms, Index dim) {
   // Per sample the sparse path costs ~ s^2/2 + d s scattered multiply-adds, the dense one
   // K^2/2 + d K at BLAS-3 speed, kDenseSpeedRatio times faster per multiply-add
@@ -66,17 +81,10 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
   if (team == 1) {  // one pass, each code's nonzeros gathered just before use
     std::fill(buffer_.begin(), buffer_.end(), 0.0);
     SparseCodes& one = nonzeros_[0];
-    one.support.resize(size_t(K));
-    one.values.resize(size_t(K));
     for (Index j = 0; j < n; ++j) {
-      const double* code = codes.data() + j * K;
-      Index count = 0;
-      for (Index k = 0; k < K; ++k)
-        if (code[k] != 0.0) {
-          one.support[size_t(count)] = k;
-          one.values[size_t(count)] = code[k];
-          ++count;
-        }
+      one.support.clear();
+      one.values.clear();
+      const Index count = append_nonzeros(codes.data() + j * K, K, one.support, one.values);
       add_sample(j, one.support.data(), one.values.data(), count, [](Index) { return true; });
     }
     return;
@@ -98,12 +106,7 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
       mine.values.clear();
       for (Index j = n * me / members; j < n * (me + 1) / members; ++j) {
         mine.first.push_back(Index(mine.support.size()));
-        const double* code = codes.data() + j * K;
-        for (Index k = 0; k < K; ++k)
-          if (code[k] != 0.0) {
-            mine.support.push_back(k);
-            mine.values.push_back(code[k]);
-          }
+        append_nonzeros(codes.data() + j * K, K, mine.support, mine.values);
       }
       mine.first.push_back(Index(mine.support.size()));
     }

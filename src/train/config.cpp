@@ -162,7 +162,16 @@ KeyHandler choice_key(std::string name, std::string help, Parse parse, Show show
 bool parse_on_off(const std::string& value) {
   if (value == "on") return true;
   if (value == "off") return false;
-  throw Error(cat("share-coding: unknown value '", value, "' (expected on or off)"));
+  // choice_key replaces the prefix with the key's name.
+  throw Error(cat("on-off: unknown value '", value, "' (expected on or off)"));
+}
+
+/// A boolean key spelled on|off (the node-sharing switches), unlike flag_key's true|false.
+template <typename Get>
+KeyHandler on_off_key(std::string name, std::string help, Get get) {
+  return choice_key(
+      std::move(name), std::move(help), parse_on_off,
+      [](bool on) { return std::string(on ? "on" : "off"); }, get);
 }
 
 const std::vector<KeyHandler>& handlers() {
@@ -451,18 +460,15 @@ const std::vector<KeyHandler>& handlers() {
           "after timing the first update against the exchange's latency), on, off",
           parse_row_split, [](RowSplit s) { return to_string(s); },
           [](RunConfig& c) -> RowSplit& { return c.train.online.split; }),
-      choice_key(
-          "share-coding",
-          "the ranks of a node code each other's samples when one finishes its part of a "
-          "minibatch first (node shared memory; same codes bitwise): on, off",
-          parse_on_off, [](bool on) { return std::string(on ? "on" : "off"); },
-          [](RunConfig& c) -> bool& { return c.train.share_coding; }),
-      choice_key(
-          "share-gram",
-          "the ranks of a node form the Gram matrix D^T D of each new dictionary together, "
-          "each a share of its tiles (node shared memory; same G bitwise): on, off",
-          parse_on_off, [](bool on) { return std::string(on ? "on" : "off"); },
-          [](RunConfig& c) -> bool& { return c.train.share_gram; }),
+      on_off_key("share-coding",
+                 "the ranks of a node code each other's samples when one finishes its part of "
+                 "a minibatch first (node shared memory; same codes bitwise): on, off",
+                 [](RunConfig& c) -> bool& { return c.train.share_coding; }),
+      on_off_key("share-gram",
+                 "the ranks of a node form the Gram matrix D^T D of each new dictionary "
+                 "together, each a share of its tiles (node shared memory; same G bitwise): "
+                 "on, off",
+                 [](RunConfig& c) -> bool& { return c.train.share_gram; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",
                [](RunConfig& c) -> bool& { return c.train.positive_dict; }),
       choice_key(

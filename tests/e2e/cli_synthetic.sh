@@ -20,6 +20,17 @@ tail -2 "$WORK/mod.log"
 mod=$(recovered "$WORK/mod.log")
 awk "BEGIN{exit !($mod >= 95)}" || fail "mod omp recovered only $mod% (< 95%)"
 
+# The switches below change who computes what, never a bit of D: fails unless the two
+# outputs hold bitwise the same /dictionary.
+same_dictionary() {  # label on.h5 off.h5
+  "$PYTHON" - "$2" "$3" "$1" <<'PY' || fail "$1 changed D"
+import sys, h5py, numpy as np
+on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
+assert np.array_equal(on, off), np.abs(on - off).max()
+print(sys.argv[3] + " on/off: bitwise the same dictionary")
+PY
+}
+
 # --update-split: the ranks share the online update by rows of D; same dictionary bitwise.
 for split in on off; do
   run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 6000 --epochs 2 \
@@ -29,12 +40,7 @@ done
 grep -q "^time (rank 0):.*update [0-9.]* s (rows split over the ranks[,)]" "$WORK/split_on.log" ||
   fail "update-split on: the time line does not say the rows were split"
 if grep -q "rows split" "$WORK/split_off.log"; then fail "update-split off: rows were split"; fi
-"$PYTHON" - "$WORK/split_on.h5" "$WORK/split_off.h5" <<'PY' || fail "update-split changed D"
-import sys, h5py, numpy as np
-on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
-assert np.array_equal(on, off), np.abs(on - off).max()
-print("update-split on/off: bitwise the same dictionary")
-PY
+same_dictionary update-split "$WORK/split_on.h5" "$WORK/split_off.h5"
 
 # --share-coding: the ranks of a node code each other's samples; same dictionary bitwise.
 run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 6000 --epochs 2 \
@@ -43,12 +49,7 @@ run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 600
 grep -q "^time (rank 0):.*code [0-9.]* s ([0-9.]* % of the samples coded by another rank" \
   "$WORK/split_on.log" || fail "share-coding (default on): the time line does not report it"
 if grep -q "coded by another rank" "$WORK/share_off.log"; then fail "share-coding off: shared"; fi
-"$PYTHON" - "$WORK/split_on.h5" "$WORK/share_off.h5" <<'PY' || fail "share-coding changed D"
-import sys, h5py, numpy as np
-on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
-assert np.array_equal(on, off), np.abs(on - off).max()
-print("share-coding on/off: bitwise the same dictionary")
-PY
+same_dictionary share-coding "$WORK/split_on.h5" "$WORK/share_off.h5"
 
 # --share-gram: the ranks of a node form the Gram matrix together; same dictionary bitwise.
 run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 6000 --epochs 2 \
@@ -57,12 +58,7 @@ run_mpi 2 train "$REPO/configs/default.yaml" --threads 1 --synthetic-samples 600
 grep -q "^time (rank 0):.*update [0-9.]* s (.*Gram matrix formed by the node's ranks)" \
   "$WORK/split_on.log" || fail "share-gram (default on): the time line does not report it"
 if grep -q "Gram matrix formed" "$WORK/gram_off.log"; then fail "share-gram off: shared"; fi
-"$PYTHON" - "$WORK/split_on.h5" "$WORK/gram_off.h5" <<'PY' || fail "share-gram changed D"
-import sys, h5py, numpy as np
-on, off = (h5py.File(name, "r")["/dictionary"][()] for name in sys.argv[1:3])
-assert np.array_equal(on, off), np.abs(on - off).max()
-print("share-gram on/off: bitwise the same dictionary")
-PY
+same_dictionary share-gram "$WORK/split_on.h5" "$WORK/gram_off.h5"
 
 "$PYTHON" - "$WORK/online.h5" <<'PY' || fail "output file layout"
 import sys, h5py, numpy as np

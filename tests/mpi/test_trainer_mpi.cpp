@@ -45,6 +45,16 @@ TrainOptions small_training(CoderKind coder, UpdateKind update) {
   return options;
 }
 
+/// Two runs on the same data, the boolean option `which` off and then on.
+std::pair<TrainResult, TrainResult> off_and_on(const Communicator& comm, TrainOptions options,
+                                               bool TrainOptions::*which) {
+  SyntheticSource source(small_data());
+  options.*which = false;
+  TrainResult off = train(comm, source, options);
+  options.*which = true;
+  return {std::move(off), train(comm, source, options)};
+}
+
 /// Trains on the first `ranks` ranks of the world; returns the dictionary of world rank 0
 /// on every world rank.
 Matrix train_on_first(int ranks, const TrainOptions& options) {
@@ -125,13 +135,9 @@ TEST_CASE("statistics summed through node shared memory learn MPI_Allreduce's di
   // bitwise; with three the order may differ, and the runs stay within the rank-count bound.
   for (auto [coder, update] : {std::pair{CoderKind::lars, UpdateKind::online},
                                std::pair{CoderKind::omp, UpdateKind::mod}}) {
-    TrainOptions options = small_training(coder, update);
     Communicator comm(MPI_COMM_WORLD);
-    SyntheticSource source(small_data());
-    options.node_reduce = false;
-    const TrainResult mpi = train(comm, source, options);
-    options.node_reduce = true;
-    const TrainResult shared = train(comm, source, options);
+    const auto [mpi, shared] =
+        off_and_on(comm, small_training(coder, update), &TrainOptions::node_reduce);
     CHECK(!mpi.reduced_in_node);
     CHECK(shared.reduced_in_node == (comm.size() > 1));  // the tests run on one node
     CHECK(identical_on_all_ranks(shared.dictionary));
@@ -151,11 +157,7 @@ TEST_CASE("a Gram matrix formed by the node's ranks learns the same dictionary, 
     TrainOptions options = small_training(coder, update);
     options.atoms = 70;  // two tile columns, three tiles
     Communicator comm(MPI_COMM_WORLD);
-    SyntheticSource source(small_data());
-    options.share_gram = false;
-    const TrainResult alone = train(comm, source, options);
-    options.share_gram = true;
-    const TrainResult shared = train(comm, source, options);
+    const auto [alone, shared] = off_and_on(comm, options, &TrainOptions::share_gram);
     CHECK(!alone.gram_shared);
     CHECK(shared.gram_shared == (comm.size() > 1));  // the tests run on one node
     CHECK(identical_on_all_ranks(shared.dictionary));
