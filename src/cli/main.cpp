@@ -470,6 +470,8 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
             ? cat(" (", format_percent(result.coded_for_others, result.coded_samples),
                   " of the samples coded by another rank of their node)")
             : std::string();
+    for (const std::string& skipped : result.node_sharing_skipped)
+      std::printf("warning: %s\n", skipped.c_str());
     std::string update_note;
     if (result.update_rows_split) update_note = "rows split over the ranks";
     if (result.gram_shared)

@@ -1,10 +1,13 @@
 #include "dictlearn/parallel/node_shared_memory.hpp"
 
 #include <sched.h>
+#include <sys/statvfs.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <string>
 
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/parallel/communicator.hpp"
@@ -15,10 +18,61 @@ namespace {
 // line with another rank's data.
 constexpr std::size_t kAlignment = 64;
 std::size_t padded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
+// Open MPI (4.1) backs a shared window with one file, which the node's first rank creates.
+// If its file system lacks the room, that rank returns an error while the others wait
+// for it in a broadcast that never comes: the job hangs (seen with a 16 MiB /dev/shm).
+// So the room is checked first, by Open MPI's own rule (the directory's free blocks
+// against the whole request), and every rank of the node learns the verdict.
+#if defined(OPEN_MPI) && defined(__linux__)
+// Open MPI adds its own state and page alignment per rank to the segments (12 KiB for
+// two ranks, measured); this keeps clear of that.
+constexpr std::uint64_t kFixedSlack = 64 * 1024, kSlackPerRank = 8 * 1024;
+
+// Where Open MPI puts the backing file: its MCA parameter (mpirun --mca passes it on as
+// this variable), else the Linux default.
+std::string backing_directory() {
+  const char* configured = std::getenv("OMPI_MCA_osc_sm_backing_directory");
+  return configured != nullptr && *configured != '\0' ? configured : "/dev/shm";
+}
+
+std::string mebibytes(std::uint64_t bytes) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(1);
+  out << double(bytes) / (1024.0 * 1024.0) << " MiB";
+  return out.str();
+}
+
+void check_backing_room(const Communicator& node, std::size_t bytes) {
+  std::uint64_t needed = padded(bytes) + kAlignment + kSlackPerRank;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &needed, 1, MPI_UINT64_T, MPI_SUM, node.get()),
+            "MPI_Allreduce (node shared memory size)");
+  needed += kFixedSlack;
+  const std::string directory = backing_directory();
+  std::uint64_t available = UINT64_MAX;  // unknown: let MPI try
+  if (node.rank() == 0) {
+    struct statvfs room;
+    if (statvfs(directory.c_str(), &room) == 0)
+      available = std::uint64_t(room.f_bavail) * std::uint64_t(room.f_frsize);
+  }
+  check_mpi(MPI_Bcast(&available, 1, MPI_UINT64_T, 0, node.get()),
+            "MPI_Bcast (node shared memory room)");
+  if (available < needed)
+    throw NodeMemoryShortage(cat("node shared memory is short: ", directory, " has ",
+                                 mebibytes(available), " free, ", mebibytes(needed),
+                                 " needed (enlarge it, e.g. docker run --shm-size, or point "
+                                 "OMPI_MCA_osc_sm_backing_directory at a larger local "
+                                 "directory such as /tmp)"));
+}
+#else
+void check_backing_room(const Communicator&, std::size_t) {}
+#endif
 }  // namespace
 
 NodeSharedMemory::NodeSharedMemory(const Communicator& node, std::size_t bytes)
     : ranks_(node.size()), rank_(node.rank()), unwinding_at_start_(std::uncaught_exceptions()) {
+  check_backing_room(node, bytes);
   MPI_Info info = MPI_INFO_NULL;
   // Contiguous segments are not needed (each is addressed on its own); letting MPI place
   // them per rank allows NUMA-local pages.

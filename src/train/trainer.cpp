@@ -265,12 +265,26 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // Node sizes may differ between nodes (a node may hold a single rank), so every rank
   // enters each agree() below and the node-size conditions are tested inside: a rank that
   // skipped one would pair its next collective with the others' agree().
+  // A node whose shared memory is too small (a container's 64 MiB /dev/shm) runs without
+  // the feature, on per-rank work, and says so: slower, never stopped.
+  const auto share_in_node = [&](const char* fallback, const std::function<void()>& allocate) {
+    bool shared = false;
+    comm.agree([&] {
+      if (node->size() <= 1) return;
+      try {
+        allocate();
+        shared = true;
+      } catch (const NodeMemoryShortage& shortage) {
+        result.node_sharing_skipped.push_back(cat(fallback, ": ", shortage.what()));
+      }
+    });
+    return shared;
+  };
   std::unique_ptr<NodeSharedMemory> update_memory;
   if (options.update == UpdateKind::online) {
-    comm.agree([&] {
-      if (node->size() > 1)
-        update_memory = std::make_unique<NodeSharedMemory>(
-            *node, online_update_shared_bytes(d, K, node->rank(), node->size()));
+    share_in_node("the update's row split exchanges through MPI", [&] {
+      update_memory = std::make_unique<NodeSharedMemory>(
+          *node, online_update_shared_bytes(d, K, node->rank(), node->size()));
     });
     online.shared = update_memory.get();
   }
@@ -283,24 +297,21 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     const Index owned_rows = schedule.shard_begin(last_shard) - schedule.shard_begin(first_shard);
     const Index capacity = std::min(
         options.batch_size, options.batch_size * owned_rows / N + (last_shard - first_shard) + 1);
-    comm.agree([&] {
-      if (node->size() > 1) coder.share_coding(*node, capacity);
-    });
-    result.coding_shared = node->size() > 1;
+    result.coding_shared = share_in_node("the ranks of the node do not share the coding",
+                                         [&] { coder.share_coding(*node, capacity); });
   }
   // The ranks of a node hold the same D: each forms a share of G's tiles (same G bitwise).
   if (options.share_gram) {
-    comm.agree([&] {
-      if (node->size() > 1) coder.share_gram(*node);
-    });
-    result.gram_shared = node->size() > 1;
+    result.gram_shared =
+        share_in_node("the Gram matrix is formed on every rank", [&] { coder.share_gram(*node); });
   }
   // All ranks on one node: the per-minibatch sums go through shared memory, faster than
   // MPI_Allreduce there (docs/scaling.md). Across nodes, MPI's allreduce.
   std::unique_ptr<NodeAllreduce> node_sums;
   if (options.node_reduce && node->size() > 1 && node->size() == comm.size()) {
-    comm.agree([&] { node_sums = std::make_unique<NodeAllreduce>(*node); });
-    result.reduced_in_node = true;
+    result.reduced_in_node = share_in_node("the statistics are summed by MPI_Allreduce", [&] {
+      node_sums = std::make_unique<NodeAllreduce>(*node);
+    });
   }
   online.constraint = mod.constraint = hebbian.constraint = &options.constraint;
   const bool distributed_mod =

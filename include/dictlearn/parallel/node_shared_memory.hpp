@@ -17,14 +17,25 @@
 #include <cstdint>
 #include <vector>
 
+#include "dictlearn/core/error.hpp"
+
 namespace dictlearn {
 
 class Communicator;
+
+/// Thrown by the NodeSharedMemory constructor, on every rank of the node alike, when the
+/// file system backing the window (Open MPI: /dev/shm by default) has too little room:
+/// callers can fall back to per-rank work. what() names the directory and both sizes.
+class NodeMemoryShortage : public Error {
+ public:
+  using Error::Error;
+};
 
 class NodeSharedMemory {
  public:
   /// Collective over `node`, whose ranks must share memory (node_communicator()).
   /// `bytes` is this rank's segment (ranks may ask for different sizes, 0 included).
+  /// Throws NodeMemoryShortage (on all the node's ranks) if the node cannot hold them.
   NodeSharedMemory(const Communicator& node, std::size_t bytes);
   ~NodeSharedMemory();
   NodeSharedMemory(const NodeSharedMemory&) = delete;

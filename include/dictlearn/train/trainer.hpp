@@ -164,6 +164,9 @@ struct TrainResult {
   bool gram_shared = false;
   /// The statistics were summed through node shared memory (node_reduce, one node).
   bool reduced_in_node = false;
+  /// What this rank's node did instead of a node-sharing feature for lack of room in its
+  /// shared memory, with the reason (one line each; empty when all fitted).
+  std::vector<std::string> node_sharing_skipped;
   /// Samples coded by another rank than their own, and all samples coded, in this run, over
   /// all ranks.
   Index coded_for_others = 0;
