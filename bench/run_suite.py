@@ -342,6 +342,9 @@ class Suite:
         else:
             argv = self.mpirun + ["-n", str(ranks)] + train
         env = dict(self.env, DLBENCH_RSS=rss_prefix)
+        # As scripts/mpi-env.sh and jobs/ do: dictlearn never uses OpenBLAS's own threads,
+        # whose pool would otherwise spin during MPI's start-up (scikit-learn keeps its own).
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         logfile = os.path.join(self.logs, name + ".log")
         r = run_timed(argv, logfile, env=env, rss_prefix=rss_prefix if self.have_time else None)
         ok = r["rc"] == 0 and os.path.exists(out)

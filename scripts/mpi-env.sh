@@ -3,7 +3,10 @@
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-MPIRUN=(mpirun --oversubscribe)
+# dictlearn never uses OpenBLAS's own threads (--threads is OpenMP); unless told, OpenBLAS
+# starts one per core at load, which spins while MPI starts up (~40 ms with 2 ranks on 2
+# cores). Set for the ranks only: Python tools in the same shell keep their BLAS threads.
+MPIRUN=(mpirun --oversubscribe -x "OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}")
 # OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 4 and falls back to its Haswell (AVX2)
 # kernels; its AVX-512 (SkylakeX) kernels run correctly there and ~1.5x faster (bench/README.md).
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q AuthenticAMD /proc/cpuinfo 2>/dev/null &&
