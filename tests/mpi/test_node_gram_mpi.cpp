@@ -3,6 +3,9 @@
 // dictionaries (the alternating buffers), with more ranks than tiles, and with threads.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "dictlearn/core/gram_tiles.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/parallel/communicator.hpp"
@@ -42,5 +45,27 @@ TEST_CASE("the node's ranks form the Gram matrix of one process, bitwise", "[mpi
       CHECK(gram == alone);
       CHECK(mpi_test::identical_on_all_ranks(gram));
     }
+  }
+}
+
+TEST_CASE("a rank that runs ahead never overwrites tiles a slower rank still copies",
+          "[mpi][gram]") {
+  // The ranks run out of step: one sleeps before some calls, so a fast rank forms call
+  // k + 1's tiles while a slow one may still copy call k's (K = 768: 4.5 MiB per array, so
+  // the copy takes long enough to overlap). Each call's G is checked against one process's.
+  Communicator world(MPI_COMM_WORLD);
+  const std::unique_ptr<Communicator> node = dictlearn::node_communicator(world);
+  const Index d = 16, K = 768;
+  dictlearn::NodeGram shared(*node, K);
+  Matrix gram;
+  for (int call = 0; call < 12; ++call) {
+    const Matrix dictionary = random_dictionary(d, K, 300 + std::uint64_t(call));
+    if (node->rank() == call % node->size())
+      std::this_thread::sleep_for(std::chrono::milliseconds(2 * (call % 3)));
+    shared.compute(dictionary, gram, 1);
+    Matrix alone;
+    dictlearn::gram_matrix(dictionary, alone, 1);
+    INFO("call=" << call);
+    CHECK(gram == alone);
   }
 }

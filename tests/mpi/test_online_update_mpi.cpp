@@ -5,6 +5,9 @@
 // collectives and through node shared memory.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "../unit/test_support.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/parallel/communicator.hpp"
@@ -129,4 +132,33 @@ TEST_CASE("row split: auto is resolved by timing, the same on every rank", "[mpi
   CHECK(dictlearn::to_string(RowSplit::on) == "on");
   CHECK_THROWS_WITH(dictlearn::parse_row_split("sometimes"),
                     Catch::Contains("update-split") && Catch::Contains("sometimes"));
+}
+
+TEST_CASE("row split through node shared memory with ranks out of step", "[mpi][online]") {
+  // Updates in a row with one rank sleeping before some of them, so the others run ahead
+  // into the next exchange while it still reads the last one's buffers (the alternating
+  // buffers must keep them apart): bitwise the one-process dictionaries, every time.
+  const Communicator comm(MPI_COMM_WORLD);
+  const std::unique_ptr<Communicator> node = dictlearn::node_communicator(comm);
+  const Index d = 200, K = 48;
+  const Problem p = make_problem(d, K, false, false);
+  dictlearn::NodeSharedMemory memory(
+      *node, dictlearn::online_update_shared_bytes(d, K, node->rank(), node->size()));
+  OnlineUpdateOptions options;
+  Matrix alone = p.dictionary, shared = p.dictionary;
+  for (int update = 0; update < 10; ++update) {
+    options.row_split = nullptr;
+    options.shared = nullptr;
+    options.split = RowSplit::off;
+    dictlearn::online_dictionary_update(p.a, p.b, alone, options);
+    options.row_split = node.get();
+    options.shared = &memory;
+    options.split = RowSplit::on;
+    if (node->rank() == update % node->size())
+      std::this_thread::sleep_for(std::chrono::milliseconds(update % 3));
+    dictlearn::online_dictionary_update(p.a, p.b, shared, options);
+    CAPTURE(update, comm.size());
+    CHECK(shared == alone);
+  }
+  node->barrier();  // the window is freed by all together
 }
