@@ -338,9 +338,10 @@ class Suite:
         if self.have_time:
             wrap = ['sh', '-c', 'exec %s -f "%%M" -o "$DLBENCH_RSS.${OMPI_COMM_WORLD_RANK:-0}" '
                     '"$@"' % TIME, "sh"]
-            argv = self.mpirun + ["-n", str(ranks), "-x", "DLBENCH_RSS"] + wrap + train
+            argv = self.mpirun + ["-n", str(ranks), "-x", "DLBENCH_RSS",
+                                  "-x", "OPENBLAS_NUM_THREADS"] + wrap + train
         else:
-            argv = self.mpirun + ["-n", str(ranks)] + train
+            argv = self.mpirun + ["-n", str(ranks), "-x", "OPENBLAS_NUM_THREADS"] + train
         env = dict(self.env, DLBENCH_RSS=rss_prefix)
         # As scripts/mpi-env.sh and jobs/ do: dictlearn never uses OpenBLAS's own threads,
         # whose pool would otherwise spin during MPI's start-up (scikit-learn keeps its own).

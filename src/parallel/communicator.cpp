@@ -59,17 +59,21 @@ void Communicator::agree(const std::function<void()>& local_work) const {
 
 void Communicator::raise_if_any_failed(bool any_failed, const std::string& local_message) const {
   if (!any_failed) return;
-  // The lowest failing rank's message wins, so all ranks report the same line.
+  std::string text = lowest_rank_message(local_message);
+  if (text.empty()) text = "a rank failed without a message";
+  throw AgreedError(text);
+}
+
+std::string Communicator::lowest_rank_message(const std::string& local_message) const {
   int candidate = local_message.empty() ? size_ : rank_;
   int reporter = 0;
   check_mpi(MPI_Allreduce(&candidate, &reporter, 1, MPI_INT, MPI_MIN, comm_), "MPI_Allreduce");
-  if (reporter == size_) reporter = 0;  // failed without a message: report generically
+  if (reporter == size_) return std::string();
   int length = rank_ == reporter ? int(local_message.size()) : 0;
   check_mpi(MPI_Bcast(&length, 1, MPI_INT, reporter, comm_), "MPI_Bcast");
-  std::string text = rank_ == reporter ? local_message : std::string(length, ' ');
-  if (length > 0) check_mpi(MPI_Bcast(text.data(), length, MPI_CHAR, reporter, comm_), "MPI_Bcast");
-  if (text.empty()) text = "a rank failed without a message";
-  throw AgreedError(text);
+  std::string text = rank_ == reporter ? local_message : std::string(std::size_t(length), ' ');
+  check_mpi(MPI_Bcast(text.data(), length, MPI_CHAR, reporter, comm_), "MPI_Bcast");
+  return text;
 }
 
 void Communicator::allreduce_sum(double* data, Index count) const {

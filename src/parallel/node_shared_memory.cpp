@@ -2,12 +2,17 @@
 
 #include <sched.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/parallel/communicator.hpp"
@@ -22,18 +27,35 @@ std::size_t padded(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlign
 // Open MPI (4.1) backs a shared window with one file, which the node's first rank creates.
 // If its file system lacks the room, that rank returns an error while the others wait
 // for it in a broadcast that never comes: the job hangs (seen with a 16 MiB /dev/shm).
-// So the room is checked first, by Open MPI's own rule (the directory's free blocks
-// against the whole request), and every rank of the node learns the verdict.
+// So the room is checked first, by Open MPI's own rule (shmem/mmap: the directory's free
+// space must exceed the request by 5 %), and every rank of the node learns the verdict.
 #if defined(OPEN_MPI) && defined(__linux__)
-// Open MPI adds its own state and page alignment per rank to the segments (12 KiB for
-// two ranks, measured); this keeps clear of that.
+// Open MPI rounds each rank's segment up to whole pages and adds its own state (12 KiB
+// for two ranks, measured); this keeps clear of that.
 constexpr std::uint64_t kFixedSlack = 64 * 1024, kSlackPerRank = 8 * 1024;
 
-// Where Open MPI puts the backing file: its MCA parameter (mpirun --mca passes it on as
-// this variable), else the Linux default.
+// Where Open MPI puts the backing file: its osc_sm_backing_directory variable as MPI_T
+// reports it (set by mpirun --mca, the environment or a parameter file), else the
+// environment, else the Linux default.
 std::string backing_directory() {
-  const char* configured = std::getenv("OMPI_MCA_osc_sm_backing_directory");
-  return configured != nullptr && *configured != '\0' ? configured : "/dev/shm";
+  std::string directory;
+  int provided = 0;
+  if (MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) == MPI_SUCCESS) {
+    int index = -1, count = 0;
+    MPI_T_cvar_handle handle;
+    if (MPI_T_cvar_get_index("osc_sm_backing_directory", &index) == MPI_SUCCESS &&
+        MPI_T_cvar_handle_alloc(index, nullptr, &handle, &count) == MPI_SUCCESS) {
+      std::vector<char> value(std::size_t(std::max(count, 4096)) + 1, '\0');
+      if (MPI_T_cvar_read(handle, value.data()) == MPI_SUCCESS) directory = value.data();
+      MPI_T_cvar_handle_free(&handle);
+    }
+    MPI_T_finalize();
+  }
+  if (directory.empty()) {
+    const char* configured = std::getenv("OMPI_MCA_osc_sm_backing_directory");
+    directory = configured != nullptr ? configured : "";
+  }
+  return directory.empty() ? "/dev/shm" : directory;
 }
 
 std::string mebibytes(std::uint64_t bytes) {
@@ -45,22 +67,31 @@ std::string mebibytes(std::uint64_t bytes) {
 }
 
 void check_backing_room(const Communicator& node, std::size_t bytes) {
-  std::uint64_t needed = padded(bytes) + kAlignment + kSlackPerRank;
+  const std::uint64_t page = std::uint64_t(std::max(1L, sysconf(_SC_PAGESIZE)));
+  std::uint64_t needed = (padded(bytes) + kAlignment + page - 1) / page * page + kSlackPerRank;
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &needed, 1, MPI_UINT64_T, MPI_SUM, node.get()),
             "MPI_Allreduce (node shared memory size)");
   needed += kFixedSlack;
+  needed += needed / 20 + page;  // Open MPI's 5 % margin, and rounding
   const std::string directory = backing_directory();
-  std::uint64_t available = UINT64_MAX;  // unknown: let MPI try
+  // Rank 0 creates the file: its view of the directory decides (free bytes, errno).
+  std::uint64_t room[2] = {0, 0};
   if (node.rank() == 0) {
-    struct statvfs room;
-    if (statvfs(directory.c_str(), &room) == 0)
-      available = std::uint64_t(room.f_bavail) * std::uint64_t(room.f_frsize);
+    struct statvfs info;
+    if (statvfs(directory.c_str(), &info) == 0)
+      room[0] = std::uint64_t(info.f_bavail) * std::uint64_t(info.f_frsize);
+    else
+      room[1] = std::uint64_t(errno);
   }
-  check_mpi(MPI_Bcast(&available, 1, MPI_UINT64_T, 0, node.get()),
-            "MPI_Bcast (node shared memory room)");
-  if (available < needed)
+  check_mpi(MPI_Bcast(room, 2, MPI_UINT64_T, 0, node.get()), "MPI_Bcast (node shared memory room)");
+  if (room[1] != 0)
+    throw NodeMemoryShortage(cat("node shared memory: cannot inspect ", directory, ": ",
+                                 std::strerror(int(room[1])),
+                                 " (point OMPI_MCA_osc_sm_backing_directory at an existing "
+                                 "local directory such as /tmp)"));
+  if (room[0] < needed)
     throw NodeMemoryShortage(cat("node shared memory is short: ", directory, " has ",
-                                 mebibytes(available), " free, ", mebibytes(needed),
+                                 mebibytes(room[0]), " free, ", mebibytes(needed),
                                  " needed (enlarge it, e.g. docker run --shm-size, or point "
                                  "OMPI_MCA_osc_sm_backing_directory at a larger local "
                                  "directory such as /tmp)"));

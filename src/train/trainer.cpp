@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -266,22 +267,34 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // enters each agree() below and the node-size conditions are tested inside: a rank that
   // skipped one would pair its next collective with the others' agree().
   // A node whose shared memory is too small (a container's 64 MiB /dev/shm) runs without
-  // the feature, on per-rank work, and says so: slower, never stopped.
+  // the feature, on per-rank work: slower, never stopped. Each node decides for itself;
+  // every rank learns on how many nodes, and why (the lowest such rank's reason).
   const auto share_in_node = [&](const char* fallback, const std::function<void()>& allocate) {
     bool shared = false;
+    std::string shortage;
     comm.agree([&] {
       if (node->size() <= 1) return;
       try {
         allocate();
         shared = true;
-      } catch (const NodeMemoryShortage& shortage) {
-        result.node_sharing_skipped.push_back(cat(fallback, ": ", shortage.what()));
+      } catch (const NodeMemoryShortage& error) {
+        shortage = error.what();
       }
     });
+    // Per node (counted by its first rank): has several ranks, ran without the feature.
+    const bool leader = node->rank() == 0 && node->size() > 1;
+    double nodes[2] = {leader ? 1.0 : 0.0, leader && !shortage.empty() ? 1.0 : 0.0};
+    comm.allreduce_sum(nodes, 2);
+    if (nodes[1] > 0) {
+      const std::string reason = comm.lowest_rank_message(shortage);
+      const std::string where =
+          nodes[0] > 1 ? cat(" on ", Index(nodes[1]), " of ", Index(nodes[0]), " nodes") : "";
+      result.node_sharing_skipped.push_back(cat(fallback, where, ": ", reason));
+    }
     return shared;
   };
   std::unique_ptr<NodeSharedMemory> update_memory;
-  if (options.update == UpdateKind::online) {
+  if (options.update == UpdateKind::online && online.split != RowSplit::off) {
     share_in_node("the update's row split exchanges through MPI", [&] {
       update_memory = std::make_unique<NodeSharedMemory>(
           *node, online_update_shared_bytes(d, K, node->rank(), node->size()));

@@ -55,6 +55,10 @@ class Communicator {
   /// empty on ranks that did not fail. Throws AgreedError on every rank when any_failed.
   void raise_if_any_failed(bool any_failed, const std::string& local_message) const;
 
+  /// Collective: the `local_message` of the lowest rank whose message is not empty, on
+  /// every rank (empty if all are), so that all ranks report the same line.
+  std::string lowest_rank_message(const std::string& local_message) const;
+
   /// In-place elementwise sums over all ranks (any count: sent in segments).
   void allreduce_sum(double* data, Index count) const;
   void allreduce_max(long long* data, int count) const;

@@ -158,14 +158,16 @@ struct TrainResult {
   bool interrupted = false;  ///< stopped early on request, after writing a checkpoint
   /// The online update's rows were split over the ranks (update-split on, or auto decided so).
   bool update_rows_split = false;
-  /// The ranks of each node shared the coding (share_coding, more than one rank per node).
+  /// The ranks of this rank's node shared the coding (share_coding, > 1 rank per node, and
+  /// room in its shared memory).
   bool coding_shared = false;
-  /// The ranks of each node formed the Gram matrix together (share_gram, > 1 rank per node).
+  /// The ranks of this rank's node formed the Gram matrix together (share_gram, likewise).
   bool gram_shared = false;
   /// The statistics were summed through node shared memory (node_reduce, one node).
   bool reduced_in_node = false;
-  /// What this rank's node did instead of a node-sharing feature for lack of room in its
-  /// shared memory, with the reason (one line each; empty when all fitted).
+  /// What nodes did instead of a node-sharing feature for lack of room in their shared
+  /// memory: one line per feature, with on how many nodes and the lowest such rank's
+  /// reason; the same on every rank (empty when all fitted).
   std::vector<std::string> node_sharing_skipped;
   /// Samples coded by another rank than their own, and all samples coded, in this run, over
   /// all ranks.
