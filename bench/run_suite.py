@@ -335,13 +335,13 @@ class Suite:
                  "--threads", str(threads), "--seed", "0", "--output", out]
         train += shlex.split(self.a.dictlearn_args)
         rss_prefix = os.path.join(self.logs, name + ".rss")
+        launch = self.mpirun + ["-n", str(ranks), "-x", "OPENBLAS_NUM_THREADS"]
         if self.have_time:
             wrap = ['sh', '-c', 'exec %s -f "%%M" -o "$DLBENCH_RSS.${OMPI_COMM_WORLD_RANK:-0}" '
                     '"$@"' % TIME, "sh"]
-            argv = self.mpirun + ["-n", str(ranks), "-x", "DLBENCH_RSS",
-                                  "-x", "OPENBLAS_NUM_THREADS"] + wrap + train
+            argv = launch + ["-x", "DLBENCH_RSS"] + wrap + train
         else:
-            argv = self.mpirun + ["-n", str(ranks), "-x", "OPENBLAS_NUM_THREADS"] + train
+            argv = launch + train
         env = dict(self.env, DLBENCH_RSS=rss_prefix)
         # As scripts/mpi-env.sh and jobs/ do: dictlearn never uses OpenBLAS's own threads,
         # whose pool would otherwise spin during MPI's start-up (scikit-learn keeps its own).
