@@ -49,6 +49,144 @@ void solve_lower_transposed(const MatrixT<Scalar>& factor, const Scalar* inverse
   }
 }
 
+// out = sum_m w_m columns_m (first) or out += that sum, over K entries: M columns of the
+// Gram matrix in one pass over `out`.
+template <int M, typename Scalar>
+void add_gram_columns(const Scalar* const (&columns)[M], const Scalar* w, Index K, bool first,
+                      Scalar* out) {
+  const auto sum = [&](Index i) {
+    Scalar value = w[0] * columns[0][i];
+    for (int m = 1; m < M; ++m) value += w[m] * columns[m][i];
+    return value;
+  };
+  if (first) {
+    for (Index i = 0; i < K; ++i) out[i] = sum(i);
+  } else {
+    for (Index i = 0; i < K; ++i) out[i] += sum(i);
+  }
+}
+
+// The join candidates of LarsLasso::solve (see there) for atoms [0, K): the smallest,
+// `best`, and the lowest index holding it, `best_index` (+inf and -1 if none is finite).
+// One branch-free pass of Eigen's SIMD packets, each lane keeping its own first minimum,
+// then the lanes compared; no candidate is stored. Denominators are clamped before
+// dividing and the clamped lanes replaced after. max(0, .): an atom already (by rounding)
+// beyond C and moving outward enters at once.
+template <bool kPositive, typename Scalar>
+void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Index K, Scalar C,
+                   Scalar tiny_denominator, Scalar& best, Index& best_index) {
+  namespace simd = Eigen::internal;
+  using Packet = typename simd::packet_traits<Scalar>::type;
+  constexpr Index kWidth = simd::packet_traits<Scalar>::size;
+  const Scalar inf = std::numeric_limits<Scalar>::infinity();
+  best = inf;
+  best_index = -1;
+  Index j = 0;
+  if (kWidth > 1 && K >= kWidth) {
+    const Packet one = simd::pset1<Packet>(Scalar(1));
+    const Packet zero = simd::pset1<Packet>(Scalar(0));
+    const Packet infinity = simd::pset1<Packet>(inf);
+    const Packet level = simd::pset1<Packet>(C);
+    const Packet tiny = simd::pset1<Packet>(tiny_denominator);
+    const Packet step = simd::pset1<Packet>(Scalar(kWidth));
+    Packet lane_best = infinity;
+    Packet lane_index = simd::pset1<Packet>(Scalar(-1));
+    // Atom indices travel as Scalar, exact below 2^24 even in float (see the constructor).
+    Packet index = simd::plset<Packet>(Scalar(0));
+    for (; j + kWidth <= K; j += kWidth) {
+      const Packet cj = simd::ploadu<Packet>(c + j);
+      const Packet uj = simd::ploadu<Packet>(u + j);
+      const Packet bj = simd::ploadu<Packet>(blocked + j);
+      const Packet plus_den = simd::psub(one, uj);
+      const Packet plus =
+          simd::pdiv(simd::pmax(simd::psub(level, cj), zero), simd::pmax(plus_den, tiny));
+      Packet candidate =
+          simd::padd(simd::pselect(simd::pcmp_lt(tiny, plus_den), plus, infinity), bj);
+      if (!kPositive) {
+        const Packet minus_den = simd::padd(one, uj);
+        const Packet minus =
+            simd::pdiv(simd::pmax(simd::padd(level, cj), zero), simd::pmax(minus_den, tiny));
+        candidate = simd::pmin(
+            candidate,
+            simd::padd(simd::pselect(simd::pcmp_lt(tiny, minus_den), minus, infinity), bj));
+      }
+      const Packet smaller = simd::pcmp_lt(candidate, lane_best);
+      lane_best = simd::pselect(smaller, candidate, lane_best);
+      lane_index = simd::pselect(smaller, index, lane_index);
+      index = simd::padd(index, step);
+    }
+    Scalar bests[kWidth], indices[kWidth];
+    simd::pstoreu(bests, lane_best);
+    simd::pstoreu(indices, lane_index);
+    for (Index l = 0; l < kWidth; ++l) {
+      const Index at = Index(indices[l]);
+      if (bests[l] < best || (bests[l] == best && at < best_index)) {
+        best = bests[l];
+        best_index = at;
+      }
+    }
+  }
+  const auto candidate = [&](Index i, Scalar numerator, Scalar den) {
+    const Scalar g = std::max(numerator, Scalar(0)) / std::max(den, tiny_denominator);
+    return (den > tiny_denominator ? g : inf) + blocked[i];
+  };
+  for (; j < K; ++j) {
+    Scalar value = candidate(j, C - c[j], Scalar(1) - u[j]);
+    if (!kPositive) value = std::min(value, candidate(j, C + c[j], Scalar(1) + u[j]));
+    if (value < best) {
+      best = value;
+      best_index = j;
+    }
+  }
+}
+
+// The first atom of a path: the largest |c_j| (c_j if kPositive) over atoms [0, K) that
+// are not blocked, and the lowest index holding it (-inf and -1 if all are blocked).
+// Vectorised like smallest_join; blocked atoms (+inf) count as -inf.
+template <bool kPositive, typename Scalar>
+void largest_start(const Scalar* c, const Scalar* blocked, Index K, Scalar& best,
+                   Index& best_index) {
+  namespace simd = Eigen::internal;
+  using Packet = typename simd::packet_traits<Scalar>::type;
+  constexpr Index kWidth = simd::packet_traits<Scalar>::size;
+  const Scalar inf = std::numeric_limits<Scalar>::infinity();
+  best = -inf;
+  best_index = -1;
+  Index j = 0;
+  if (kWidth > 1 && K >= kWidth) {
+    const Packet step = simd::pset1<Packet>(Scalar(kWidth));
+    Packet lane_best = simd::pset1<Packet>(-inf);
+    Packet lane_index = simd::pset1<Packet>(Scalar(-1));
+    Packet index = simd::plset<Packet>(Scalar(0));
+    for (; j + kWidth <= K; j += kWidth) {
+      const Packet cj = simd::ploadu<Packet>(c + j);
+      const Packet value =
+          simd::psub(kPositive ? cj : simd::pabs(cj), simd::ploadu<Packet>(blocked + j));
+      const Packet larger = simd::pcmp_lt(lane_best, value);
+      lane_best = simd::pselect(larger, value, lane_best);
+      lane_index = simd::pselect(larger, index, lane_index);
+      index = simd::padd(index, step);
+    }
+    Scalar bests[kWidth], indices[kWidth];
+    simd::pstoreu(bests, lane_best);
+    simd::pstoreu(indices, lane_index);
+    for (Index l = 0; l < kWidth; ++l) {
+      const Index at = Index(indices[l]);
+      if (at >= 0 && (best_index < 0 || bests[l] > best || (bests[l] == best && at < best_index))) {
+        best = bests[l];
+        best_index = at;
+      }
+    }
+  }
+  for (; j < K; ++j) {
+    const Scalar value = (kPositive ? c[j] : std::abs(c[j])) - blocked[j];
+    if (value > best) {
+      best = value;
+      best_index = j;
+    }
+  }
+}
+
 }  // namespace
 
 template <typename Scalar>
@@ -57,6 +195,7 @@ LarsLasso<Scalar>::LarsLasso(Index n_atoms)
       chol_(n_atoms, n_atoms),
       correlation_(n_atoms),
       direction_(n_atoms),
+      forward_(n_atoms),
       gram_direction_(n_atoms),
       work_(n_atoms),
       active_code_(n_atoms),
@@ -64,9 +203,9 @@ LarsLasso<Scalar>::LarsLasso(Index n_atoms)
       active_(n_atoms),
       state_(n_atoms),
       blocked_(n_atoms),
-      join_best_(n_atoms),
       inverse_diagonal_(n_atoms) {
   DICTLEARN_ASSERT(n_atoms > 0);
+  DICTLEARN_ASSERT(n_atoms < (Index(1) << std::numeric_limits<Scalar>::digits));
 }
 
 template <typename Scalar>
@@ -162,6 +301,10 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         active_(n) = j;
         active_code_(n) = Scalar(0);
         active_sign_(n) = pending_sign;
+        // Extend y = L^-1 s_A by its new last entry (the earlier ones keep their values).
+        Scalar sum = pending_sign;
+        for (Index k = 0; k < n; ++k) sum -= work_(k) * forward_(k);
+        forward_(n) = sum * inverse_diagonal_(n);
         state_(j) = 1;
         blocked_(j) = std::numeric_limits<Scalar>::infinity();
         ++n;
@@ -171,16 +314,12 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     if (n == 0) {
       // Start (or restart after an exclusion): the first atom is argmax_j |c_j|
       // (argmax_j c_j in positive mode); the path starts at lambda_max = that value.
-      Index best = -1;
-      Scalar best_value = Scalar(0);
-      for (Index j = 0; j < K; ++j) {
-        if (state_(j) != 0) continue;
-        const Scalar v = positive ? correlation_(j) : std::abs(correlation_(j));
-        if (best < 0 || v > best_value) {
-          best = j;
-          best_value = v;
-        }
-      }
+      Scalar best_value;
+      Index best;
+      if (positive)
+        largest_start<true>(correlation_.data(), blocked_.data(), K, best_value, best);
+      else
+        largest_start<false>(correlation_.data(), blocked_.data(), K, best_value, best);
       // lambda >= lambda_max: a = 0 satisfies |c_j| <= lambda, the zero code is optimal.
       if (best < 0 || !(best_value > lambda)) break;
       C = best_value;
@@ -189,34 +328,32 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       continue;
     }
 
-    // Equiangular direction: w = G_AA^-1 s_A (two triangular solves with L). Moving
+    // Equiangular direction: w = G_AA^-1 s_A = L^-T y with y = L^-1 s_A, which is kept up
+    // to date as atoms join (one entry each), so a step needs only the solve with L^T. Moving
     // a_A += gamma w lowers every active correlation c_A = C s_A by exactly gamma s_A.
-    direction_.head(n) = active_sign_.head(n);
-    solve_lower(chol_, inverse_diagonal_.data(), n, direction_.data());
+    direction_.head(n) = forward_.head(n);
     solve_lower_transposed(chol_, inverse_diagonal_.data(), n, direction_.data());
     // u = G[:, A] w: rate at which each correlation decreases, c(gamma) = c - gamma u.
+    // Up to four columns per sweep over u (then one sweep for the remaining one to three):
+    // a quarter of the loads and stores of single axpys.
     {
-      // Four columns per sweep over u: a quarter of the loads and stores of single axpys.
       Scalar* out = gram_direction_.data();
+      const auto column = [&](Index k) { return gram.data() + active_(k) * K; };
+      const Scalar* w = direction_.data();
       Index k = 0;
       for (; k + 4 <= n; k += 4) {
-        const Scalar* g0 = gram.data() + active_(k) * K;
-        const Scalar* g1 = gram.data() + active_(k + 1) * K;
-        const Scalar* g2 = gram.data() + active_(k + 2) * K;
-        const Scalar* g3 = gram.data() + active_(k + 3) * K;
-        const Scalar w0 = direction_(k), w1 = direction_(k + 1), w2 = direction_(k + 2),
-                     w3 = direction_(k + 3);
-        if (k == 0) {
-          for (Index i = 0; i < K; ++i) out[i] = w0 * g0[i] + w1 * g1[i] + w2 * g2[i] + w3 * g3[i];
-        } else {
-          for (Index i = 0; i < K; ++i) out[i] += w0 * g0[i] + w1 * g1[i] + w2 * g2[i] + w3 * g3[i];
-        }
+        const Scalar* columns[4] = {column(k), column(k + 1), column(k + 2), column(k + 3)};
+        add_gram_columns<4>(columns, w + k, K, k == 0, out);
       }
-      if (k == 0) gram_direction_.setZero();
-      for (; k < n; ++k) {
-        const Scalar* g0 = gram.data() + active_(k) * K;
-        const Scalar w0 = direction_(k);
-        for (Index i = 0; i < K; ++i) out[i] += w0 * g0[i];
+      if (n - k == 3) {
+        const Scalar* columns[3] = {column(k), column(k + 1), column(k + 2)};
+        add_gram_columns<3>(columns, w + k, K, k == 0, out);
+      } else if (n - k == 2) {
+        const Scalar* columns[2] = {column(k), column(k + 1)};
+        add_gram_columns<2>(columns, w + k, K, k == 0, out);
+      } else if (n - k == 1) {
+        const Scalar* columns[1] = {column(k)};
+        add_gram_columns<1>(columns, w + k, K, k == 0, out);
       }
     }
 
@@ -229,18 +366,15 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     Event event = Event::kStop;
     Index who = -1;
     Scalar who_sign = Scalar(1);
-    // The join candidates of all K atoms in one branch-free (vectorised) sweep; atoms that
-    // cannot join (active, excluded) carry +inf through blocked_. The winner is the lowest
-    // index holding the smallest candidate, + before -, as a strict "<" scan would pick.
+    // The join candidates of all K atoms; atoms that cannot join (active, excluded) carry
+    // +inf through blocked_. The winner is the lowest index holding the smallest
+    // candidate, + before -, as a strict "<" scan would pick.
     {
       const Scalar inf = std::numeric_limits<Scalar>::infinity();
       const Scalar* c = correlation_.data();
       const Scalar* u = gram_direction_.data();
       const Scalar* blocked = blocked_.data();
-      // Denominators are clamped before dividing and the clamped lanes replaced after, so
-      // the loop has no branches and the compiler vectorises it (the kept values are the
-      // exact quotients a scalar loop would compute, so recomputing one agrees bitwise).
-      // max(0, .): an atom already (by rounding) beyond C and moving outward enters now.
+      // The same arithmetic as smallest_join's packets, so recomputing one agrees bitwise.
       const auto plus_candidate = [&](Index j) {
         const Scalar den = Scalar(1) - u[j];
         const Scalar g = std::max(C - c[j], Scalar(0)) / std::max(den, tiny_denominator);
@@ -252,12 +386,6 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         const Scalar g = std::max(C + c[j], Scalar(0)) / std::max(den, tiny_denominator);
         return (den > tiny_denominator ? g : inf) + blocked[j];
       };
-      Scalar* both = join_best_.data();  // min(plus, minus) per atom
-      if (positive) {
-        for (Index j = 0; j < K; ++j) both[j] = plus_candidate(j);
-      } else {
-        for (Index j = 0; j < K; ++j) both[j] = std::min(plus_candidate(j), minus_candidate(j));
-      }
       // An atom that just left sits exactly on its old boundary, c_j = C s_j; that branch
       // would return gamma = 0 +- rounding and re-add it at once, so skip it for one step.
       const auto candidates = [&](Index j, Scalar& plus, Scalar& minus) {
@@ -265,23 +393,26 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         minus = minus_candidate(j);
         if (j == just_dropped) (dropped_sign > 0 ? plus : minus) = inf;
       };
+      // The smallest candidate and the lowest index holding it, in one vectorised pass in
+      // which the atom that just left is blocked; it is compared afterwards.
+      Scalar best;
+      Index j;
+      if (just_dropped >= 0) blocked_(just_dropped) = inf;
+      if (positive)
+        smallest_join<true>(c, u, blocked, K, C, tiny_denominator, best, j);
+      else
+        smallest_join<false>(c, u, blocked, K, C, tiny_denominator, best, j);
       if (just_dropped >= 0) {
+        blocked_(just_dropped) = Scalar(0);
         Scalar plus, minus;
         candidates(just_dropped, plus, minus);
-        both[just_dropped] = std::min(plus, minus);
-      }
-      // The smallest candidate (Eigen's vectorised minimum), then the lowest index holding
-      // it, found 8 atoms at a time.
-      const Scalar best = Eigen::Map<const VectorT<Scalar>>(both, K).minCoeff();
-      if (best < gamma) {
-        constexpr Index kChunk = 8;
-        Index j = 0;
-        for (; j + kChunk <= K; j += kChunk) {
-          bool hit = false;
-          for (Index l = 0; l < kChunk; ++l) hit = hit | (both[j + l] == best);
-          if (hit) break;
+        const Scalar value = std::min(plus, minus);
+        if (value < best || (value == best && just_dropped < j)) {
+          best = value;
+          j = just_dropped;
         }
-        while (both[j] != best) ++j;
+      }
+      if (best < gamma) {
         Scalar plus, minus;
         candidates(j, plus, minus);
         gamma = best;
@@ -320,6 +451,9 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       blocked_(atom) = Scalar(0);
       remove_slot(who, n);
       --n;
+      // The downdated factor changes L^-1 s_A: solve afresh.
+      forward_.head(n) = active_sign_.head(n);
+      solve_lower(chol_, inverse_diagonal_.data(), n, forward_.data());
     }
     if (step + 1 == max_steps) lambda = C;  // cap reached: report the current path point
   }

@@ -63,6 +63,7 @@ class LarsLasso {
   MatrixT<Scalar> chol_;            // lower Cholesky factor L of G_AA (max K x K)
   VectorT<Scalar> correlation_;     // c = D^T x - G a
   VectorT<Scalar> direction_;       // w = G_AA^-1 s_A, in active order
+  VectorT<Scalar> forward_;         // y = L^-1 s_A (w = L^-T y), in active order
   VectorT<Scalar> gram_direction_;  // u = G[:, A] w
   VectorT<Scalar> work_;            // scratch of length K
   VectorT<Scalar> active_code_;     // coefficients of the active atoms, in active order
@@ -71,7 +72,6 @@ class LarsLasso {
   // Per atom: 0 inactive, 1 active, -1 excluded (dependent on the active set) for this solve.
   Eigen::Matrix<signed char, Eigen::Dynamic, 1> state_;
   VectorT<Scalar> blocked_;           // 0 for atoms that may join, +inf for the others
-  VectorT<Scalar> join_best_;         // per atom: step at which |c_j| reaches C
   VectorT<Scalar> inverse_diagonal_;  // 1 / L_kk of the active slots
 };
 
