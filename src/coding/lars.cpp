@@ -201,7 +201,6 @@ LarsLasso<Scalar>::LarsLasso(Index n_atoms)
       active_code_(n_atoms),
       active_sign_(n_atoms),
       active_(n_atoms),
-      state_(n_atoms),
       blocked_(n_atoms),
       inverse_diagonal_(n_atoms) {
   DICTLEARN_ASSERT(n_atoms > 0);
@@ -262,7 +261,6 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
 
   code.setZero();
   correlation_ = dtx;  // c = D^T x - G a with a = 0
-  state_.setZero();
   blocked_.setZero();
   Index n = 0;           // |A|
   Scalar C = Scalar(0);  // common |c_j| of the active atoms, i.e. the current lambda on the path
@@ -292,7 +290,6 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       if (!(d2 > threshold * gjj)) {
         // D_j is in span(D_A): G_AA would be singular. Its correlation then moves with the
         // active ones, so leaving it out keeps the path finite; it stays out for this solve.
-        state_(j) = -1;
         blocked_(j) = std::numeric_limits<Scalar>::infinity();
       } else {
         chol_.row(n).head(n) = work_.head(n).transpose();
@@ -305,7 +302,6 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         Scalar sum = pending_sign;
         for (Index k = 0; k < n; ++k) sum -= work_(k) * forward_(k);
         forward_(n) = sum * inverse_diagonal_(n);
-        state_(j) = 1;
         blocked_(j) = std::numeric_limits<Scalar>::infinity();
         ++n;
       }
@@ -447,7 +443,6 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       const Index atom = active_(who);
       just_dropped = atom;
       dropped_sign = active_sign_(who);
-      state_(atom) = 0;
       blocked_(atom) = Scalar(0);
       remove_slot(who, n);
       --n;

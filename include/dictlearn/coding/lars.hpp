@@ -69,9 +69,9 @@ class LarsLasso {
   VectorT<Scalar> active_code_;     // coefficients of the active atoms, in active order
   VectorT<Scalar> active_sign_;     // s_A: sign of each active slot (+1 / -1)
   Eigen::Matrix<Index, Eigen::Dynamic, 1> active_;  // atom index of each active slot
-  // Per atom: 0 inactive, 1 active, -1 excluded (dependent on the active set) for this solve.
-  Eigen::Matrix<signed char, Eigen::Dynamic, 1> state_;
-  VectorT<Scalar> blocked_;           // 0 for atoms that may join, +inf for the others
+  // Per atom: 0 if it may join, +inf if it is active or excluded (dependent on the active
+  // set) for this solve.
+  VectorT<Scalar> blocked_;
   VectorT<Scalar> inverse_diagonal_;  // 1 / L_kk of the active slots
 };
 
