@@ -37,14 +37,17 @@ void solve_lower(const MatrixT<Scalar>& factor, const Scalar* inverse_diagonal, 
   }
 }
 
-// Solves L^T x = v in place (row k of L^T is column k of L, again contiguous).
+// Solves L^T x = v in place (row k of L^T is column k of L, again contiguous). Each sum
+// runs from the last entry down, so x_{k+1}, the one just found, enters last: the rest of
+// the sum does not wait for it (ascending, every sum was one chain of dependent
+// multiply-adds behind x_{k+1}).
 template <typename Scalar>
 void solve_lower_transposed(const MatrixT<Scalar>& factor, const Scalar* inverse_diagonal, Index n,
                             Scalar* v) {
   for (Index k = n - 1; k >= 0; --k) {
     const Scalar* column = factor.data() + k * factor.rows();
     Scalar sum = v[k];
-    for (Index i = k + 1; i < n; ++i) sum -= column[i] * v[i];
+    for (Index i = n - 1; i > k; --i) sum -= column[i] * v[i];
     v[k] = sum * inverse_diagonal[k];
   }
 }
@@ -110,8 +113,11 @@ void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Inde
             candidate,
             simd::padd(simd::pselect(simd::pcmp_lt(tiny, minus_den), minus, infinity), bj));
       }
+      // The minimum by pmin, not by the blend: the loop-carried chain is then one min
+      // instruction per packet instead of a compare and a blend (pmin keeps lane_best,
+      // as the blend does, where the candidate is equal or NaN).
       const Packet smaller = simd::pcmp_lt(candidate, lane_best);
-      lane_best = simd::pselect(smaller, candidate, lane_best);
+      lane_best = simd::pmin(lane_best, candidate);
       lane_index = simd::pselect(smaller, index, lane_index);
       index = simd::padd(index, step);
     }
@@ -163,7 +169,7 @@ void largest_start(const Scalar* c, const Scalar* blocked, Index K, Scalar& best
       const Packet value =
           simd::psub(kPositive ? cj : simd::pabs(cj), simd::ploadu<Packet>(blocked + j));
       const Packet larger = simd::pcmp_lt(lane_best, value);
-      lane_best = simd::pselect(larger, value, lane_best);
+      lane_best = simd::pmax(lane_best, value);
       lane_index = simd::pselect(larger, index, lane_index);
       index = simd::padd(index, step);
     }
