@@ -69,55 +69,32 @@ void add_gram_columns(const Scalar* const (&columns)[M], const Scalar* w, Index 
   }
 }
 
-// The join candidates of LarsLasso::solve (see there) for atoms [0, K): the smallest,
-// `best`, and the lowest index holding it, `best_index` (+inf and -1 if none is finite).
-// One branch-free pass of Eigen's SIMD packets, each lane keeping its own first minimum,
-// then the lanes compared; no candidate is stored. Denominators are clamped before
-// dividing and the clamped lanes replaced after. max(0, .): an atom already (by rounding)
-// beyond C and moving outward enters at once.
-template <bool kPositive, typename Scalar>
-void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Index K, Scalar C,
-                   Scalar tiny_denominator, Scalar& best, Index& best_index) {
+// The smallest of K values and the lowest index holding it (+inf and -1 if none is
+// below +inf). `packet_values(j)` gives the values of atoms j .. j + width - 1 as one of
+// Eigen's SIMD packets, `value(j)` one value with the same arithmetic. One branch-free
+// pass in which each lane keeps its own first minimum, then the lanes are compared;
+// nothing is stored per atom. The running minimum is a pmin rather than a compare and a
+// blend, so the loop-carried chain is one instruction per packet (pmin keeps the old
+// value, as the blend would, where the new one is equal or NaN).
+template <typename Scalar, typename PacketValues, typename Value>
+void first_minimum(Index K, const PacketValues& packet_values, const Value& value, Scalar& best,
+                   Index& best_index) {
   namespace simd = Eigen::internal;
   using Packet = typename simd::packet_traits<Scalar>::type;
   constexpr Index kWidth = simd::packet_traits<Scalar>::size;
-  const Scalar inf = std::numeric_limits<Scalar>::infinity();
-  best = inf;
+  best = std::numeric_limits<Scalar>::infinity();
   best_index = -1;
   Index j = 0;
   if (kWidth > 1 && K >= kWidth) {
-    const Packet one = simd::pset1<Packet>(Scalar(1));
-    const Packet zero = simd::pset1<Packet>(Scalar(0));
-    const Packet infinity = simd::pset1<Packet>(inf);
-    const Packet level = simd::pset1<Packet>(C);
-    const Packet tiny = simd::pset1<Packet>(tiny_denominator);
     const Packet step = simd::pset1<Packet>(Scalar(kWidth));
-    Packet lane_best = infinity;
+    Packet lane_best = simd::pset1<Packet>(best);
     Packet lane_index = simd::pset1<Packet>(Scalar(-1));
     // Atom indices travel as Scalar, exact below 2^24 even in float (see the constructor).
     Packet index = simd::plset<Packet>(Scalar(0));
     for (; j + kWidth <= K; j += kWidth) {
-      const Packet cj = simd::ploadu<Packet>(c + j);
-      const Packet uj = simd::ploadu<Packet>(u + j);
-      const Packet bj = simd::ploadu<Packet>(blocked + j);
-      const Packet plus_den = simd::psub(one, uj);
-      const Packet plus =
-          simd::pdiv(simd::pmax(simd::psub(level, cj), zero), simd::pmax(plus_den, tiny));
-      Packet candidate =
-          simd::padd(simd::pselect(simd::pcmp_lt(tiny, plus_den), plus, infinity), bj);
-      if (!kPositive) {
-        const Packet minus_den = simd::padd(one, uj);
-        const Packet minus =
-            simd::pdiv(simd::pmax(simd::padd(level, cj), zero), simd::pmax(minus_den, tiny));
-        candidate = simd::pmin(
-            candidate,
-            simd::padd(simd::pselect(simd::pcmp_lt(tiny, minus_den), minus, infinity), bj));
-      }
-      // The minimum by pmin, not by the blend: the loop-carried chain is then one min
-      // instruction per packet instead of a compare and a blend (pmin keeps lane_best,
-      // as the blend does, where the candidate is equal or NaN).
-      const Packet smaller = simd::pcmp_lt(candidate, lane_best);
-      lane_best = simd::pmin(lane_best, candidate);
+      const Packet values = packet_values(j);
+      const Packet smaller = simd::pcmp_lt(values, lane_best);
+      lane_best = simd::pmin(lane_best, values);
       lane_index = simd::pselect(smaller, index, lane_index);
       index = simd::padd(index, step);
     }
@@ -132,65 +109,74 @@ void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Inde
       }
     }
   }
-  const auto candidate = [&](Index i, Scalar numerator, Scalar den) {
-    const Scalar g = std::max(numerator, Scalar(0)) / std::max(den, tiny_denominator);
-    return (den > tiny_denominator ? g : inf) + blocked[i];
-  };
   for (; j < K; ++j) {
-    Scalar value = candidate(j, C - c[j], Scalar(1) - u[j]);
-    if (!kPositive) value = std::min(value, candidate(j, C + c[j], Scalar(1) + u[j]));
-    if (value < best) {
-      best = value;
+    const Scalar v = value(j);
+    if (v < best) {
+      best = v;
       best_index = j;
     }
   }
 }
 
+// The join candidates of LarsLasso::solve (see there) for atoms [0, K): the smallest and
+// the lowest index holding it. Denominators are clamped before dividing and the clamped
+// lanes replaced after. max(0, .): an atom already (by rounding) beyond C and moving
+// outward enters at once.
+template <bool kPositive, typename Scalar>
+void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Index K, Scalar C,
+                   Scalar tiny_denominator, Scalar& best, Index& best_index) {
+  namespace simd = Eigen::internal;
+  using Packet = typename simd::packet_traits<Scalar>::type;
+  const Scalar inf = std::numeric_limits<Scalar>::infinity();
+  const Packet one = simd::pset1<Packet>(Scalar(1));
+  const Packet zero = simd::pset1<Packet>(Scalar(0));
+  const Packet infinity = simd::pset1<Packet>(inf);
+  const Packet level = simd::pset1<Packet>(C);
+  const Packet tiny = simd::pset1<Packet>(tiny_denominator);
+  const auto packet_candidates = [&](Index j) {
+    const Packet cj = simd::ploadu<Packet>(c + j);
+    const Packet uj = simd::ploadu<Packet>(u + j);
+    const Packet bj = simd::ploadu<Packet>(blocked + j);
+    const Packet plus_den = simd::psub(one, uj);
+    const Packet plus =
+        simd::pdiv(simd::pmax(simd::psub(level, cj), zero), simd::pmax(plus_den, tiny));
+    Packet candidate = simd::padd(simd::pselect(simd::pcmp_lt(tiny, plus_den), plus, infinity), bj);
+    if (!kPositive) {
+      const Packet minus_den = simd::padd(one, uj);
+      const Packet minus =
+          simd::pdiv(simd::pmax(simd::padd(level, cj), zero), simd::pmax(minus_den, tiny));
+      candidate = simd::pmin(
+          candidate,
+          simd::padd(simd::pselect(simd::pcmp_lt(tiny, minus_den), minus, infinity), bj));
+    }
+    return candidate;
+  };
+  const auto one_candidate = [&](Index j, Scalar numerator, Scalar den) {
+    const Scalar g = std::max(numerator, Scalar(0)) / std::max(den, tiny_denominator);
+    return (den > tiny_denominator ? g : inf) + blocked[j];
+  };
+  const auto candidate = [&](Index j) {
+    const Scalar plus = one_candidate(j, C - c[j], Scalar(1) - u[j]);
+    return kPositive ? plus : std::min(plus, one_candidate(j, C + c[j], Scalar(1) + u[j]));
+  };
+  first_minimum(K, packet_candidates, candidate, best, best_index);
+}
+
 // The first atom of a path: the largest |c_j| (c_j if kPositive) over atoms [0, K) that
-// are not blocked, and the lowest index holding it (-inf and -1 if all are blocked).
-// Vectorised like smallest_join; blocked atoms (+inf) count as -inf.
+// are not blocked, and the lowest index holding it (-inf and -1 if all are blocked), as
+// the first minimum of blocked_j - |c_j| (negation is exact).
 template <bool kPositive, typename Scalar>
 void largest_start(const Scalar* c, const Scalar* blocked, Index K, Scalar& best,
                    Index& best_index) {
   namespace simd = Eigen::internal;
   using Packet = typename simd::packet_traits<Scalar>::type;
-  constexpr Index kWidth = simd::packet_traits<Scalar>::size;
-  const Scalar inf = std::numeric_limits<Scalar>::infinity();
-  best = -inf;
-  best_index = -1;
-  Index j = 0;
-  if (kWidth > 1 && K >= kWidth) {
-    const Packet step = simd::pset1<Packet>(Scalar(kWidth));
-    Packet lane_best = simd::pset1<Packet>(-inf);
-    Packet lane_index = simd::pset1<Packet>(Scalar(-1));
-    Packet index = simd::plset<Packet>(Scalar(0));
-    for (; j + kWidth <= K; j += kWidth) {
-      const Packet cj = simd::ploadu<Packet>(c + j);
-      const Packet value =
-          simd::psub(kPositive ? cj : simd::pabs(cj), simd::ploadu<Packet>(blocked + j));
-      const Packet larger = simd::pcmp_lt(lane_best, value);
-      lane_best = simd::pmax(lane_best, value);
-      lane_index = simd::pselect(larger, index, lane_index);
-      index = simd::padd(index, step);
-    }
-    Scalar bests[kWidth], indices[kWidth];
-    simd::pstoreu(bests, lane_best);
-    simd::pstoreu(indices, lane_index);
-    for (Index l = 0; l < kWidth; ++l) {
-      const Index at = Index(indices[l]);
-      if (at >= 0 && (best_index < 0 || bests[l] > best || (bests[l] == best && at < best_index))) {
-        best = bests[l];
-        best_index = at;
-      }
-    }
-  }
-  for (; j < K; ++j) {
-    const Scalar value = (kPositive ? c[j] : std::abs(c[j])) - blocked[j];
-    if (value > best) {
-      best = value;
-      best_index = j;
-    }
-  }
+  const auto packet_values = [&](Index j) {
+    const Packet cj = simd::ploadu<Packet>(c + j);
+    return simd::psub(simd::ploadu<Packet>(blocked + j), kPositive ? cj : simd::pabs(cj));
+  };
+  const auto value = [&](Index j) { return blocked[j] - (kPositive ? c[j] : std::abs(c[j])); };
+  first_minimum(K, packet_values, value, best, best_index);
+  best = -best;
 }
 
 }  // namespace
