@@ -258,44 +258,73 @@ void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Ind
 #else
 // 16 vector registers: the 16 x 8 tile would need 32 (AVX2) and GCC spilled them to the
 // stack with store-forwarding stalls (one sweep, 64x256 on a Zen 3: 8.3 ms). So the tile is
-// formed in passes of 4 vectors of rows (all 16 with AVX) for 3, 3 and 2 atoms: at most
-// 12 accumulators, the rows' loads shared by the pass's atoms: 0.29 ms (0.37 ms with passes
-// of 2 vectors x 4 atoms).
-template <int kAtoms>
+// formed in passes that keep their accumulators, the rows of D they read and the broadcast
+// weight in registers (at most 15): two vectors of rows for atoms 0-5 (12 accumulators,
+// over the tile's rows in halves), then four vectors for atoms 6-7 (8). The weights are
+// broadcast from A, the rows loaded once per column: 22 loads per 32 multiply-adds, where
+// passes of 4 vectors x 3 atoms (12 accumulators + 4 rows + 1 weight: one register short,
+// so GCC re-read every row from L1 in each multiply-add) needed 40 and were bound by the
+// loads (784x256: 4.4 ms).
+// An empty asm that takes `value` in a vector register and may change it: the compiler
+// must materialise it there (no instruction is emitted).
+void in_register(Lanes& value) { asm("" : "+x"(value)); }
+
+template <int kVectors, int kAtoms>
 void tile_pass(const double* column, const double* a_row, Index K, Index d, double* out,
                Index products_ld) {
-  static_assert(kAtoms == 2 || kAtoms == 3, "passes of 2 or 3 atoms");
-  Lanes s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, s20{}, s21{}, s22{}, s23{};
+  static_assert((kVectors == 2 && kAtoms == 6) || (kVectors == 4 && kAtoms == 2),
+                "passes of 2 vectors x 6 atoms or 4 vectors x 2 atoms");
+  Lanes s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, s20{}, s21{}, s30{}, s31{}, s40{},
+      s41{}, s50{}, s51{};
   for (Index j = 0; j < K; ++j, column += d) {
-    const Lanes r0 = load_lanes(column), r1 = load_lanes(column + kLanes),
-                r2 = load_lanes(column + 2 * kLanes), r3 = load_lanes(column + 3 * kLanes);
-    double w = a_row[j];
-    s00 += r0 * w, s01 += r1 * w, s02 += r2 * w, s03 += r3 * w;
-    w = a_row[K + j];
-    s10 += r0 * w, s11 += r1 * w, s12 += r2 * w, s13 += r3 * w;
-    if constexpr (kAtoms == 3) {
+    Lanes r0 = load_lanes(column), r1 = load_lanes(column + kLanes);
+    if constexpr (kVectors == 4) {
+      Lanes r2 = load_lanes(column + 2 * kLanes), r3 = load_lanes(column + 3 * kLanes);
+      // Keeps the rows in registers: GCC would fold each load into both atoms'
+      // multiply-adds, two loads per row and the pass bound by them.
+      in_register(r0), in_register(r1), in_register(r2), in_register(r3);
+      double w = a_row[j];
+      s00 += r0 * w, s01 += r1 * w, s02 += r2 * w, s03 += r3 * w;
+      w = a_row[K + j];
+      s10 += r0 * w, s11 += r1 * w, s12 += r2 * w, s13 += r3 * w;
+    } else {
+      double w = a_row[j];
+      s00 += r0 * w, s01 += r1 * w;
+      w = a_row[K + j];
+      s10 += r0 * w, s11 += r1 * w;
       w = a_row[2 * K + j];
-      s20 += r0 * w, s21 += r1 * w, s22 += r2 * w, s23 += r3 * w;
+      s20 += r0 * w, s21 += r1 * w;
+      w = a_row[3 * K + j];
+      s30 += r0 * w, s31 += r1 * w;
+      w = a_row[4 * K + j];
+      s40 += r0 * w, s41 += r1 * w;
+      w = a_row[5 * K + j];
+      s50 += r0 * w, s51 += r1 * w;
     }
   }
-  const Lanes sums[3][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}, {s20, s21, s22, s23}};
-  for (Index c = 0; c < kAtoms; ++c)
-    for (Index v = 0; v < 4; ++v) store_lanes(out + c * products_ld + v * kLanes, sums[c][v]);
+  if constexpr (kVectors == 4) {
+    const Lanes sums[2][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}};
+    for (Index c = 0; c < 2; ++c)
+      for (Index v = 0; v < 4; ++v) store_lanes(out + c * products_ld + v * kLanes, sums[c][v]);
+  } else {
+    const Lanes sums[6][2] = {{s00, s01}, {s10, s11}, {s20, s21},
+                              {s30, s31}, {s40, s41}, {s50, s51}};
+    for (Index c = 0; c < 6; ++c)
+      for (Index v = 0; v < 2; ++v) store_lanes(out + c * products_ld + v * kLanes, sums[c][v]);
+  }
 }
 
 void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Index begin,
                         double* products, Index products_ld) {
-  constexpr Index kPassRows = 4 * kLanes;
-  static_assert(kAtomBlock == 8 && kRowBlock % kPassRows == 0, "passes of 3, 3 and 2 atoms");
+  constexpr Index kNarrowRows = 2 * kLanes, kWideRows = 4 * kLanes;
+  static_assert(kAtomBlock == 8 && kRowBlock % kWideRows == 0, "atoms 0-5, then 6-7");
   const Index K = dictionary.cols(), d = dictionary.rows();
   const double* a_row = a.data() + k0 * K;  // A(j, k0 + c) at a_row[c * K + j]
-  for (Index row = begin; row < begin + kRowBlock; row += kPassRows) {
-    const double* column = dictionary.data() + row;
-    double* out = products + row;
-    tile_pass<3>(column, a_row, K, d, out, products_ld);
-    tile_pass<3>(column, a_row + 3 * K, K, d, out + 3 * products_ld, products_ld);
-    tile_pass<2>(column, a_row + 6 * K, K, d, out + 6 * products_ld, products_ld);
-  }
+  for (Index row = begin; row < begin + kRowBlock; row += kNarrowRows)
+    tile_pass<2, 6>(dictionary.data() + row, a_row, K, d, products + row, products_ld);
+  for (Index row = begin; row < begin + kRowBlock; row += kWideRows)
+    tile_pass<4, 2>(dictionary.data() + row, a_row + 6 * K, K, d, products + 6 * products_ld + row,
+                    products_ld);
 }
 #endif
 
