@@ -43,7 +43,7 @@ struct MinibatchCoder::Workspace {
 
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& samples, const MatrixT<Scalar>* warm_codes,
-               MatrixT<Scalar>& out) {
+               MatrixT<Scalar>& out, Vector* residual_sqnorms) {
     const Index n = samples.cols();
     if (team && warm_codes == nullptr) {
       // The same D^T X and norms, computed by their owner into node shared memory; the
@@ -55,12 +55,14 @@ struct MinibatchCoder::Workspace {
       team->publish(n);
       const Index nonzeros = encoder.encode_shared(*team, dictionary, gram);
       out = shared.codes;
+      if (residual_sqnorms != nullptr) *residual_sqnorms = shared.residual_sqnorms;
       return nonzeros;
     }
     dtx.resize(dictionary.cols(), n);
     correlate(dictionary, samples, dtx);
     x_sqnorms = samples.colwise().squaredNorm().transpose();
-    return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes);
+    return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
+                          residual_sqnorms);
   }
 };
 
@@ -112,14 +114,16 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   }
 }
 
-Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes) {
+Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes,
+                             Vector* residual_sqnorms) {
   DICTLEARN_ASSERT(dictionary_.cols() == gram_.cols());  // set_dictionary was called
-  if (double_) return double_->encode(dictionary_, gram_, x, warm_codes, codes);
+  if (double_) return double_->encode(dictionary_, gram_, x, warm_codes, codes, residual_sqnorms);
   Workspace<float>& w = *float_;
   w.x = x.cast<float>();
   if (warm_codes != nullptr) w.warm = warm_codes->cast<float>();
   const Index nonzeros =
-      w.encode(w.dictionary, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr, w.codes);
+      w.encode(w.dictionary, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr, w.codes,
+               residual_sqnorms);
   codes = w.codes.cast<double>();
   return nonzeros;
 }

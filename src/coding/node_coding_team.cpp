@@ -49,7 +49,7 @@ NodeCodingTeam<Scalar>::NodeCodingTeam(const Communicator& node, Index dim, Inde
                     kMaxSamples, " can be shared"));
   const std::size_t bytes = kArrays + array_bytes<Scalar>(dim * capacity) +
                             2 * array_bytes<Scalar>(atoms * capacity) +
-                            array_bytes<Scalar>(capacity);
+                            array_bytes<Scalar>(capacity) + array_bytes<double>(capacity);
   memory_ = std::make_unique<NodeSharedMemory>(node, bytes);
   void* own = memory_->segment(memory_->rank());
   // Generation 0 with nothing claimable: no rank takes anything before the first publish.
@@ -81,8 +81,11 @@ typename NodeCodingTeam<Scalar>::Samples NodeCodingTeam<Scalar>::view(int rank, 
   Scalar* sqnorms = reinterpret_cast<Scalar*>(at);
   at += array_bytes<Scalar>(capacity);
   Scalar* codes = reinterpret_cast<Scalar*>(at);
+  at += array_bytes<Scalar>(atoms_ * capacity);
+  double* residuals = reinterpret_cast<double*>(at);
   return {Eigen::Map<MatrixT<Scalar>>(x, dim_, n), Eigen::Map<MatrixT<Scalar>>(dtx, atoms_, n),
-          Eigen::Map<VectorT<Scalar>>(sqnorms, n), Eigen::Map<MatrixT<Scalar>>(codes, atoms_, n)};
+          Eigen::Map<VectorT<Scalar>>(sqnorms, n), Eigen::Map<MatrixT<Scalar>>(codes, atoms_, n),
+          Eigen::Map<Vector>(residuals, n)};
 }
 
 template <typename Scalar>

@@ -135,7 +135,9 @@ std::string to_string(Precision precision) {
 template <typename Scalar>
 BatchEncoderT<Scalar>::BatchEncoderT(const CoderOptions& options, Index n_atoms, Index dim,
                                      int threads)
-    : options_(options), threads_(threads > 0 ? threads : omp_get_max_threads()) {
+    : options_(options),
+      threads_(threads > 0 ? threads : omp_get_max_threads()),
+      support_(static_cast<std::size_t>(threads_), std::vector<Index>(std::size_t(n_atoms))) {
   for (int t = 0; t < threads_; ++t) {
     switch (options.kind) {
       case CoderKind::lars:
@@ -209,7 +211,7 @@ template <typename Scalar>
 Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                                     const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                                     const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
-                                    const MatrixT<Scalar>* warm_codes) {
+                                    const MatrixT<Scalar>* warm_codes, Vector* residual_sqnorms) {
   const Index n = dtx.cols();
   DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
   if (warm_codes != nullptr) {
@@ -219,13 +221,19 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
     codes.setZero(dtx.rows(), n);
   }
   const Settings s = settings(gram, warm_codes != nullptr);
+  if (residual_sqnorms != nullptr) residual_sqnorms->resize(n);
   Index nonzeros = 0;
   // Each code depends on its own sample only, so dynamic scheduling (path lengths vary)
   // keeps results bitwise reproducible whatever thread computes them.
 #pragma omp parallel for num_threads(threads_) schedule(dynamic, 8) reduction(+ : nonzeros)
-  for (Index j = 0; j < n; ++j)
-    nonzeros += solve_one(std::size_t(omp_get_thread_num()), s, dictionary, gram, dtx.col(j),
-                          x.col(j), x_sqnorms(j), codes.col(j));
+  for (Index j = 0; j < n; ++j) {
+    const std::size_t t = std::size_t(omp_get_thread_num());
+    nonzeros += solve_one(t, s, dictionary, gram, dtx.col(j), x.col(j), x_sqnorms(j), codes.col(j));
+    // While the code is in cache.
+    if (residual_sqnorms != nullptr)
+      (*residual_sqnorms)(j) = residual_sqnorm_from_gram<Scalar>(gram, dtx.col(j), x_sqnorms(j),
+                                                                 codes.col(j), support_[t].data());
+  }
   return nonzeros;
 }
 
@@ -247,6 +255,8 @@ Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
           code.setZero();
           nonzeros += solve_one(t, s, dictionary, gram, samples.dtx.col(j), samples.x.col(j),
                                 samples.x_sqnorms(j), code);
+          samples.residual_sqnorms(j) = residual_sqnorm_from_gram<Scalar>(
+              gram, samples.dtx.col(j), samples.x_sqnorms(j), code, support_[t].data());
         }
         team.complete(claim, nonzeros);
       } else if (team.mine_done()) {
@@ -263,6 +273,36 @@ Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
 
 template class BatchEncoderT<double>;
 template class BatchEncoderT<float>;
+
+template <typename Scalar>
+double residual_sqnorm_from_gram(const MatrixT<Scalar>& gram,
+                                 const Eigen::Ref<const VectorT<Scalar>>& dtx, Scalar x_sqnorm,
+                                 const Eigen::Ref<const VectorT<Scalar>>& code, Index* support) {
+  const Index K = code.size();
+  Index count = 0;
+  // Branch-free: a branch per atom mispredicts at every nonzero (most of the cost).
+  for (Index k = 0; k < K; ++k) {
+    support[count] = k;
+    count += code(k) != Scalar(0) ? 1 : 0;
+  }
+  double cross = 0.0, quadratic = 0.0;  // a^T D^T x and a^T G a
+  for (Index q = 0; q < count; ++q) {
+    const Index k = support[q];
+    const double a_k = double(code(k));
+    const Scalar* gram_k = gram.data() + k * gram.rows();
+    double earlier = 0.0;  // sum over the nonzeros before k of a_p G(p, k)
+    for (Index p = 0; p < q; ++p) earlier += double(code(support[p])) * double(gram_k[support[p]]);
+    cross += a_k * double(dtx(k));
+    quadratic += a_k * (2.0 * earlier + a_k * double(gram_k[k]));
+  }
+  return std::max(0.0, double(x_sqnorm) - 2.0 * cross + quadratic);
+}
+
+template double residual_sqnorm_from_gram<double>(const Matrix&, const Eigen::Ref<const Vector>&,
+                                                  double, const Eigen::Ref<const Vector>&, Index*);
+template double residual_sqnorm_from_gram<float>(const MatrixT<float>&,
+                                                 const Eigen::Ref<const VectorT<float>>&, float,
+                                                 const Eigen::Ref<const VectorT<float>>&, Index*);
 
 void code_penalties(const CoderOptions& options, const Matrix& codes, Vector& penalty) {
   const Index n = codes.cols();

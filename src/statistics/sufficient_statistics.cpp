@@ -18,17 +18,24 @@ PackedStatistics::PackedStatistics(Index atoms, Index dim, Index extras)
       nonzeros_(1) {}
 
 namespace {
-// Appends the nonzeros of one code (K values), in atom order, to `support` and `values`;
+// Appends the nonzeros of one code (K values), in atom order, to the lists of `codes`;
 // returns how many. The lists keep their capacity between calls: no allocation once warm.
-Index append_nonzeros(const double* code, Index K, std::vector<Index>& support,
-                      std::vector<double>& values) {
-  const std::size_t before = support.size();
-  for (Index k = 0; k < K; ++k)
-    if (code[k] != 0.0) {
-      support.push_back(k);
-      values.push_back(code[k]);
-    }
-  return Index(support.size() - before);
+template <class Lists>  // PackedStatistics::SparseCodes
+Index append_nonzeros(const double* code, Index K, Lists& codes) {
+  // The rows are found without a branch per atom (one would mispredict at every nonzero,
+  // most of the cost), then appended.
+  if (Index(codes.scratch.size()) < K) codes.scratch.resize(std::size_t(K));
+  Index* rows = codes.scratch.data();
+  Index count = 0;
+  for (Index k = 0; k < K; ++k) {
+    rows[count] = k;
+    count += code[k] != 0.0 ? 1 : 0;
+  }
+  for (Index q = 0; q < count; ++q) {
+    codes.support.push_back(rows[q]);
+    codes.values.push_back(code[rows[q]]);
+  }
+  return count;
 }
 }  // namespace
 
@@ -84,7 +91,7 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
     for (Index j = 0; j < n; ++j) {
       one.support.clear();
       one.values.clear();
-      const Index count = append_nonzeros(codes.data() + j * K, K, one.support, one.values);
+      const Index count = append_nonzeros(codes.data() + j * K, K, one);
       add_sample(j, one.support.data(), one.values.data(), count, [](Index) { return true; });
     }
     return;
@@ -106,7 +113,7 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
       mine.values.clear();
       for (Index j = n * me / members; j < n * (me + 1) / members; ++j) {
         mine.first.push_back(Index(mine.support.size()));
-        append_nonzeros(codes.data() + j * K, K, mine.support, mine.values);
+        append_nonzeros(codes.data() + j * K, K, mine);
       }
       mine.first.push_back(Index(mine.support.size()));
     }

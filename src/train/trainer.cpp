@@ -407,13 +407,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       if (warm) code_loader->load(t, warm_codes, warm_rows, failure);
       normalize_samples(options.normalize, x);
       lap(times.read);
-      // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data).
-      const Index nonzeros = coder.encode(x, codes, warm ? &warm_codes : nullptr);
+      // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data), and
+      // ||x - D c||^2 from G and D^T X for the objective and the replacement candidates
+      // (training uses the squared loss only).
+      const Index nonzeros = coder.encode(x, codes, warm ? &warm_codes : nullptr, &residuals);
       result.coded_samples += n;
       lap(times.code);
-      // ||x - D c||^2 from the codes' nonzeros, for the objective and the replacement
-      // candidates (training uses the squared loss only).
-      residual_sqnorms(dictionary, x, codes, threads, residuals);
 
       packed.pack(x, codes, threads);
       double* extras = packed.extras();

@@ -26,6 +26,7 @@ using dictlearn::Matrix;
 using dictlearn::MinibatchCoder;
 using dictlearn::Precision;
 using dictlearn::Random;
+using dictlearn::Vector;
 using dictlearn::testing::gaussian;
 
 constexpr Index kDim = 20, kAtoms = 48;
@@ -75,12 +76,15 @@ TEST_CASE("shared coding gives bitwise the codes of coding alone", "[mpi][coding
       shared.set_dictionary(dictionary);
       const Matrix x = samples_of_rank(world.rank(), world.size(), round);
       Matrix codes_alone, codes_shared;
-      const Index nonzeros_alone = alone.encode(x, codes_alone);
-      const Index nonzeros_shared = shared.encode(x, codes_shared);
+      Vector residuals_alone, residuals_shared;
+      const Index nonzeros_alone = alone.encode(x, codes_alone, nullptr, &residuals_alone);
+      const Index nonzeros_shared = shared.encode(x, codes_shared, nullptr, &residuals_shared);
       CHECK(nonzeros_shared == nonzeros_alone);
       REQUIRE(codes_shared.rows() == kAtoms);
       REQUIRE(codes_shared.cols() == x.cols());
       CHECK(codes_shared == codes_alone);
+      CHECK(residuals_shared == residuals_alone);  // computed by whichever rank coded
+      REQUIRE(residuals_alone.size() == x.cols());
       if (x.cols() > 0) CHECK(nonzeros_alone > 0);  // the comparison is not of zeros
     }
     CHECK(alone.coded_for_others() == 0);

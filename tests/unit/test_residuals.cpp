@@ -1,7 +1,12 @@
-// residual_sqnorms (the trainer's objective and replacement candidates) against the dense
-// residual X - D C, for 1 and 2 threads (bitwise equal: each sample is computed alone).
+// Residual norms ||x - D c||^2: residual_sqnorms (from the codes' nonzeros) and
+// residual_sqnorm_from_gram (from G and D^T X, what MinibatchCoder returns to the trainer)
+// against the dense residual X - D C.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <vector>
+
+#include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/coding/sparse_coder.hpp"
 #include "dictlearn/core/random.hpp"
 #include "test_support.hpp"
@@ -28,5 +33,58 @@ TEST_CASE("residual_sqnorms equals the dense residual norms", "[coding]") {
     REQUIRE(one.size() == n);
     CHECK(one == two);
     if (n > 0) CHECK((one - expected).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + expected.maxCoeff()));
+  }
+}
+
+TEST_CASE("residual_sqnorm_from_gram equals the dense residual norms", "[coding]") {
+  Random random(78);
+  for (int trial = 0; trial < 10; ++trial) {
+    const Index d = 1 + Index(random.below(20)), K = 1 + Index(random.below(50));
+    const Index n = 1 + Index(random.below(40));
+    const Matrix D = gaussian(d, K, random), x = gaussian(d, n, random);
+    const Matrix codes = sparse_codes(K, n, trial % 2 == 0 ? 0.1 : 0.7, random);
+    const Matrix G = D.transpose() * D, dtx = D.transpose() * x;
+    const Vector expected = (x - D * codes).colwise().squaredNorm().transpose();
+    const dictlearn::MatrixT<float> G_float = G.cast<float>(), dtx_float = dtx.cast<float>();
+    const dictlearn::MatrixT<float> codes_float = codes.cast<float>();
+    std::vector<Index> support(static_cast<std::size_t>(K));
+    INFO("trial=" << trial << " d=" << d << " K=" << K << " n=" << n);
+    for (Index j = 0; j < n; ++j) {
+      const double scale =
+          1.0 + x.col(j).squaredNorm() + (D * codes.col(j).cwiseAbs()).squaredNorm();
+      const double from_gram = dictlearn::residual_sqnorm_from_gram<double>(
+          G, dtx.col(j), x.col(j).squaredNorm(), codes.col(j), support.data());
+      CHECK(std::abs(from_gram - expected(j)) <= 1e-13 * scale);
+      // Float inputs: within float rounding of the terms.
+      const double float_norm = dictlearn::residual_sqnorm_from_gram<float>(
+          G_float, dtx_float.col(j), float(x.col(j).squaredNorm()), codes_float.col(j),
+          support.data());
+      const Vector float_residual = x.col(j) - D * codes_float.col(j).cast<double>();
+      CHECK(std::abs(float_norm - float_residual.squaredNorm()) <= 1e-5 * scale);
+    }
+  }
+}
+
+TEST_CASE("MinibatchCoder's residual norms are those of its codes", "[coding]") {
+  Random random(79);
+  const Index d = 16, K = 40, n = 50;
+  Matrix D = gaussian(d, K, random);
+  for (Index k = 0; k < K; ++k) D.col(k).normalize();
+  const Matrix x = gaussian(d, n, random);
+  dictlearn::CoderOptions options;
+  options.lambda = 0.2;
+  for (const auto precision : {dictlearn::Precision::float64, dictlearn::Precision::float32}) {
+    INFO("precision " << dictlearn::to_string(precision));
+    dictlearn::MinibatchCoder coder(options, precision, K, d, 2);
+    coder.set_dictionary(D);
+    Matrix codes;
+    Vector residuals;
+    coder.encode(x, codes, nullptr, &residuals);
+    REQUIRE(residuals.size() == n);
+    Vector expected;
+    dictlearn::residual_sqnorms(D, x, codes, 1, expected);
+    const double tolerance = precision == dictlearn::Precision::float64 ? 1e-13 : 1e-5;
+    CHECK((residuals - expected).cwiseAbs().maxCoeff() <= tolerance * (1.0 + x.squaredNorm() / n));
+    CHECK(expected.minCoeff() > 0.01);  // not trivially zero
   }
 }

@@ -29,8 +29,11 @@ class MinibatchCoder {
   const Matrix& gram() const { return gram_; }
 
   /// Codes x (d x n) into codes (K x n); `warm_codes` (K x n) may start iterative coders.
-  /// Returns the number of nonzeros.
-  Index encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes = nullptr);
+  /// `residual_sqnorms`, if given, receives ||x_j - D c_j||^2 per sample, from G and D^T X
+  /// (residual_sqnorm_from_gram; with float precision, of the float D^T X and G). Returns
+  /// the number of nonzeros.
+  Index encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes = nullptr,
+               Vector* residual_sqnorms = nullptr);
 
   /// From now on the ranks of `node` code each other's samples (coding/node_coding_team.hpp)
   /// when encode() is called without warm codes; collective over `node`. Every rank of the

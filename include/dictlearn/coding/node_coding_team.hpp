@@ -44,11 +44,13 @@ class NodeCodingTeam {
   /// that claiming costs nothing next to coding.
   static constexpr Index kChunk = 4;
 
-  /// A rank's published samples (d x n, K x n, n, K x n) in shared memory.
+  /// A rank's published samples (d x n, K x n, n) and their results (K x n codes, n
+  /// residual norms ||x - D a||^2, in double) in shared memory.
   struct Samples {
     Eigen::Map<MatrixT<Scalar>> x, dtx;
     Eigen::Map<VectorT<Scalar>> x_sqnorms;
     Eigen::Map<MatrixT<Scalar>> codes;
+    Eigen::Map<Vector> residual_sqnorms;
   };
   /// This rank's buffers for n <= capacity samples: fill x, dtx and x_sqnorms, then publish.
   Samples mine(Index n);

@@ -84,15 +84,17 @@ class BatchEncoderT {
   /// dtx = D^T X (K x n) and x_sqnorms(j) = ||x_j||^2. Returns the total number of nonzeros.
   /// `warm_codes` (K x n), if given, starts the iterative coders (cd, fista) there; the
   /// exact and greedy coders do not need a starting point and ignore it.
+  /// `residual_sqnorms`, if given, receives ||x_j - D a_j||^2 per sample (see
+  /// residual_sqnorm_from_gram).
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
-               const MatrixT<Scalar>* warm_codes = nullptr);
+               const MatrixT<Scalar>* warm_codes = nullptr, Vector* residual_sqnorms = nullptr);
 
   /// Codes this round of `team` (coding/node_coding_team.hpp): this rank's published
   /// samples first, then chunks of the other ranks' while any are left, until all of this
   /// rank's are coded (by whichever rank). Cold starts only. Returns this rank's nonzeros;
-  /// its codes are in team.mine(n).codes. Bitwise the same codes as encode().
+  /// its codes and residual norms are in team.mine(n). Bitwise the same as encode().
   Index encode_shared(NodeCodingTeam<Scalar>& team, const MatrixT<Scalar>& dictionary,
                       const MatrixT<Scalar>& gram);
 
@@ -118,6 +120,7 @@ class BatchEncoderT {
 
   CoderOptions options_;
   int threads_;
+  std::vector<std::vector<Index>> support_;  // per thread: a code's nonzero atoms
   std::vector<LarsLasso<Scalar>> lars_;
   std::vector<CoordinateDescentLasso<Scalar>> cd_;
   std::vector<BatchOmp<Scalar>> omp_;
@@ -138,6 +141,16 @@ void sample_objectives(const CoderOptions& options, const Matrix& residual, cons
 
 /// The penalty part of sample_objectives alone (one entry per code).
 void code_penalties(const CoderOptions& options, const Matrix& codes, Vector& penalty);
+
+/// ||x - D a||^2 of one code a from G = D^T D, D^T x and ||x||^2 (the coder's inputs):
+///   ||x||^2 - 2 a^T D^T x + a^T G a
+/// over the s nonzeros of a, O(s^2) instead of the O(d s) of forming the residual; summed
+/// in double, clipped at 0. Rounding: a few ulps of ||x||^2 (absolute), so a residual
+/// 1e-12 times smaller than the sample is noise. `support` holds K indices (workspace).
+template <typename Scalar>
+double residual_sqnorm_from_gram(const MatrixT<Scalar>& gram,
+                                 const Eigen::Ref<const VectorT<Scalar>>& dtx, Scalar x_sqnorm,
+                                 const Eigen::Ref<const VectorT<Scalar>>& code, Index* support);
 
 /// ||x_j - D c_j||^2 for every sample, from the nonzeros of each code: O(d s) per sample
 /// instead of the O(d K) of a dense residual product.

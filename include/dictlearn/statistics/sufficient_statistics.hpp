@@ -62,6 +62,7 @@ class PackedStatistics {
     std::vector<Index> first;       // per sample, where its nonzeros start (and the end)
     std::vector<Index> support;     // the nonzero rows, sample after sample
     std::vector<double> values;     // and their values
+    std::vector<Index> scratch;     // K entries: one code's nonzero rows, before appending
   };
   std::vector<SparseCodes> nonzeros_;
 };
