@@ -734,33 +734,51 @@ def memory_check(S, a):
     return out
 
 
-def cpu_check(S, a, ds, cfg, repeats=2):
-    """The same 1-rank, 1-thread training pinned to each CPU in turn. On a VM the CPUs need
-    not be equally fast (host load, neighbours), and a 2-rank run is paced by the slower
-    one: its speed-up over one rank depends on which CPU that rank ran on."""
+def cpu_check(S, a, ds, cfg, repeats=3):
+    """The same 1-rank, 1-thread training pinned to each CPU in turn, then on every CPU at
+    once (independent runs, nothing shared but the machine). On a VM the CPUs need not be
+    equally fast (host load, neighbours), and a 2-rank run is paced by the slower one; and
+    runs that share nothing still slow each other down through the shared caches and memory:
+    together against alone bounds what any 2-rank run can gain on this machine."""
     out = []
     cpus = sorted(os.sched_getaffinity(0))
+
+    def start(cpu, rep, mode):
+        name = S._name(ds, "cpu%d" % cpu, mode, "r%d" % rep)
+        target = os.path.join(S.dicts, name + ".h5")
+        argv = [a.dictlearn, "train", "--input", cfg["path"] + ":/X", "--atoms", str(cfg["K"]),
+                "--lambda", str(cfg["lam"]), "--batch-size", str(cfg["batch"]),
+                "--epochs", str(cfg["epochs"]), "--threads", "1", "--seed", "0",
+                "--output", target, "--force"] + shlex.split(a.dictlearn_args)
+        proc = subprocess.Popen(argv, cwd=REPO, env=S.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, universal_newlines=True,
+                                preexec_fn=lambda c=cpu: os.sched_setaffinity(0, {c}))
+        return proc, target, argv
+
+    def finish(cpu, rep, mode, started):
+        proc, target, argv = started
+        stdout, _ = proc.communicate()
+        if os.path.exists(target):
+            os.remove(target)
+        m = re.search(r"training ([\d.]+) s", stdout)
+        if proc.returncode != 0 or not m:
+            raise RuntimeError("pinned run on CPU %d failed: %s" % (cpu, stdout[-300:]))
+        out.append(dict(dataset=ds, cpu=cpu, mode=mode, repeat=rep, training_s=float(m.group(1)),
+                        command="taskset -c %d %s" % (cpu, quote(argv))))
+
     for rep in range(repeats):
         for cpu in cpus:
-            name = S._name(ds, "cpu%d" % cpu, "r%d" % rep)
-            target = os.path.join(S.dicts, name + ".h5")
-            argv = [a.dictlearn, "train", "--input", cfg["path"] + ":/X", "--atoms", str(cfg["K"]),
-                    "--lambda", str(cfg["lam"]), "--batch-size", str(cfg["batch"]),
-                    "--epochs", str(cfg["epochs"]), "--threads", "1", "--seed", "0",
-                    "--output", target, "--force"] + shlex.split(a.dictlearn_args)
-            r = subprocess.run(argv, cwd=REPO, env=S.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, universal_newlines=True,
-                               preexec_fn=lambda c=cpu: os.sched_setaffinity(0, {c}))
-            if os.path.exists(target):
-                os.remove(target)
-            m = re.search(r"training ([\d.]+) s", r.stdout)
-            if r.returncode != 0 or not m:
-                raise RuntimeError("pinned run on CPU %d failed: %s" % (cpu, r.stdout[-300:]))
-            out.append(dict(dataset=ds, cpu=cpu, repeat=rep, training_s=float(m.group(1)),
-                            command="taskset -c %d %s" % (cpu, quote(argv))))
-    for cpu in cpus:
-        best = min(r["training_s"] for r in out if r["cpu"] == cpu)
-        log("cpu check: %s 1x1 pinned to CPU %d: best training %.3f s" % (ds, cpu, best))
+            finish(cpu, rep, "alone", start(cpu, rep, "alone"))
+        if len(cpus) > 1:
+            started = [(cpu, start(cpu, rep, "together")) for cpu in cpus]
+            for cpu, run in started:
+                finish(cpu, rep, "together", run)
+    for mode in ("alone", "together"):
+        for cpu in cpus:
+            times = [r["training_s"] for r in out if r["cpu"] == cpu and r["mode"] == mode]
+            if times:
+                log("cpu check: %s 1x1 pinned to CPU %d, %s: best training %.3f s" % (
+                    ds, cpu, mode, min(times)))
     return out
 
 
@@ -972,14 +990,24 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
     if cpus:
         ds = cpus[0]["dataset"]
         ids = sorted({r["cpu"] for r in cpus})
-        best = {c: min(r["training_s"] for r in cpus if r["cpu"] == c) for c in ids}
-        L.append("## CPU check (%s, 1 rank x 1 thread pinned to each CPU)" % ds)
+
+        def best_of(mode):
+            return {c: min(r["training_s"] for r in cpus if r["cpu"] == c and r["mode"] == mode)
+                    for c in ids if any(r["cpu"] == c and r["mode"] == mode for r in cpus)}
+        best, together = best_of("alone"), best_of("together")
+        L.append("## CPU check (%s, 1 rank x 1 thread pinned to each CPU: alone, then all CPUs "
+                 "at once)" % ds)
         L.append("")
-        L.append("| CPU | training s (each repeat) | best s |")
-        L.append("|---|---|---|")
+        L.append("| CPU | alone: training s (each repeat) | best alone s | together: each repeat "
+                 "| best together s |")
+        L.append("|---|---|---|---|---|")
         for c in ids:
-            L.append("| %d | %s | %.3f |" % (c, " ".join(
-                "%.3f" % r["training_s"] for r in cpus if r["cpu"] == c), best[c]))
+            L.append("| %d | %s | %.3f | %s | %s |" % (
+                c, " ".join("%.3f" % r["training_s"] for r in cpus
+                            if r["cpu"] == c and r["mode"] == "alone"), best[c],
+                " ".join("%.3f" % r["training_s"] for r in cpus
+                         if r["cpu"] == c and r["mode"] == "together") or "-",
+                "%.3f" % together[c] if c in together else "-"))
         L.append("")
         two = [x for x in summary if x["dataset"] == ds and x["layout"] == "2x1"]
         ratio = max(best.values()) / min(best.values())
@@ -990,6 +1018,12 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
             text += (" Training loop of 2x1 (median %.3f s) against 1x1 pinned to the fastest "
                      "CPU: %.2fx; to the slowest: %.2fx." % (
                          own, min(best.values()) / own, max(best.values()) / own))
+        if len(together) == len(ids) and len(ids) > 1:
+            slowdown = max(together.values()) / max(best.values())
+            text += (" Independent runs on all %d CPUs at once, sharing nothing but the machine, "
+                     "take %.2fx the time of the slowest CPU alone (best of each): so no %d-rank "
+                     "run can be faster than %.2fx a single rank here." % (
+                         len(ids), slowdown, len(ids), len(ids) / slowdown))
         L.append(text)
         L.append("")
     if memory:
@@ -1141,7 +1175,8 @@ def main(argv=None):
     if memory:
         write_csv(os.path.join(a.out, "memory.csv"), memory, ["samples", "rss_per_rank_mb"])
     if cpus:
-        write_csv(os.path.join(a.out, "cpus.csv"), cpus, ["dataset", "cpu", "repeat", "training_s"])
+        write_csv(os.path.join(a.out, "cpus.csv"), cpus,
+                  ["dataset", "cpu", "mode", "repeat", "training_s"])
     if floors:
         with open(os.path.join(a.out, "blas_floor.json"), "w") as fh:
             json.dump(floors, fh, indent=1)
