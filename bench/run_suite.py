@@ -574,16 +574,34 @@ def run_dataset(S, a, ds, cfg, rows, floors, curve):
 
     dl_rows = [r for r in rows if r["dataset"] == ds and r["learner"] == "dictlearn"
                and r.get("train_nnz") is not None]
-    if not a.no_floor:
-        nnz = median([r["train_nnz"] for r in dl_rows]) or 10.0
-        fl = S.blas_floor(ds, cfg, nnz)
-        if fl:
-            floors[ds] = fl
-            log("  BLAS floor (epoch, 2 threads): %.3fs; best of 1,2 threads %.3fs" % (
-                fl.get("t2", {}).get("total_seconds", float("nan")), fl["floor_seconds"]))
+    nnz = median([r["train_nnz"] for r in dl_rows]) or 10.0
 
+    # The floor is measured twice, minutes apart (before and after the curve runs), and each
+    # thread count keeps its faster measurement: on a VM one measurement alone varied by up
+    # to 50 % between suite runs.
+    def measure_floor():
+        fl = S.blas_floor(ds, cfg, nnz)
+        if not fl:
+            return
+        log("  BLAS floor (epoch, 2 threads): %.3fs; best of 1,2 threads %.3fs" % (
+            fl.get("t2", {}).get("total_seconds", float("nan")), fl["floor_seconds"]))
+        old = floors.get(ds)
+        if old:
+            for key in [k for k in fl if k.startswith("t")]:
+                if key in old and old[key]["total_seconds"] <= fl[key]["total_seconds"]:
+                    fl[key] = old[key]
+            fl["floor_seconds"] = min(fl[k]["total_seconds"] for k in fl if k.startswith("t"))
+            fl["measurements"] = old.get("measurements", 1) + 1
+        else:
+            fl["measurements"] = 1
+        floors[ds] = fl
+
+    if not a.no_floor:
+        measure_floor()
     if not a.no_curve and a.curve:
         run_curve(S, a, ds, cfg, rows, dl_rows, curve)
+    if not a.no_floor:
+        measure_floor()
 
 
 def subset_file(a, cfg, n):
@@ -965,17 +983,25 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
         L.append("")
         L.append("`bench/blas_floor`: per minibatch D^T X, A += C C^T (SYRK), B += X C^T, "
                  "G = D^T D as plain OpenBLAS calls on random data (C dense-stored with the "
-                 "measured mean nonzeros), best of 3 epochs, times the configured epochs.")
+                 "measured mean nonzeros), best of 3 epochs, times the configured epochs; "
+                 "measured twice per dataset, minutes apart, and the faster kept per thread "
+                 "count. D A: the product the online update needs once per minibatch "
+                 "(d x K x K GEMM, 2 threads), timed beside the floor but not in it; "
+                 "x (floor + D A) divides the same best own time by their sum.")
         L.append("")
         L.append("| dataset | nnz/code | D^T X s | CC^T s | XC^T s | D^T D s | floor 2 thr s | "
-                 "1 thr s | dictlearn best own s (best repeat) | x floor | best wall x floor |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                 "1 thr s | dictlearn best own s (best repeat) | x floor | best wall x floor | "
+                 "D A s | x (floor + D A) |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for ds, fl in floors.items():
             t2, t1, e = fl.get("t2", {}), fl.get("t1", {}), fl["epochs"]
             dl = [s for s in summary if s["dataset"] == ds and s["learner"] == "dictlearn"]
             # The best repeat of any layout: the time "x floor" divides.
             best_own = min([s["own_min_s"] for s in dl if s.get("own_min_s")], default=None)
-            L.append("| %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            product = t2.get("update_product_seconds")
+            with_product = (best_own / ((t2["total_seconds"] + product) * e)
+                            if best_own and product and t2.get("total_seconds") else None)
+            L.append("| %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 ds, t2.get("nonzeros", float("nan")),
                 fmt(t2.get("dtx_seconds", 0) * e, "%.3f"), fmt(t2.get("a_seconds", 0) * e, "%.3f"),
                 fmt(t2.get("b_seconds", 0) * e, "%.3f"),
@@ -985,7 +1011,8 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
                 fmt(min([s["best_own_over_floor"] for s in dl if s.get("best_own_over_floor")],
                         default=None), "%.1fx"),
                 fmt(min([s["best_wall_over_floor"] for s in dl if s.get("best_wall_over_floor")],
-                        default=None), "%.1fx")))
+                        default=None), "%.1fx"),
+                fmt(product * e if product else None, "%.3f"), fmt(with_product, "%.1fx")))
         L.append("")
     if cpus:
         ds = cpus[0]["dataset"]
