@@ -265,10 +265,12 @@ void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Ind
 // passes of 4 vectors x 3 atoms (12 accumulators + 4 rows + 1 weight: one register short,
 // so GCC re-read every row from L1 in each multiply-add) needed 40 and were bound by the
 // loads (784x256: 4.4 ms).
+
 // An empty asm that takes `value` in a vector register and may change it: the compiler
 // must materialise it there (no instruction is emitted).
 void in_register(Lanes& value) { asm("" : "+x"(value)); }
 
+// Products of kAtoms atoms (weights a_row[c * K + j]) on kVectors vectors of rows.
 template <int kVectors, int kAtoms>
 void tile_pass(const double* column, const double* a_row, Index K, Index d, double* out,
                Index products_ld) {
