@@ -121,10 +121,12 @@ void first_minimum(Index K, const PacketValues& packet_values, const Value& valu
 // The join candidates of LarsLasso::solve (see there) for atoms [0, K): the smallest and
 // the lowest index holding it. Denominators are clamped before dividing and the clamped
 // lanes replaced after. max(0, .): an atom already (by rounding) beyond C and moving
-// outward enters at once.
+// outward enters at once. First, in the same pass, the last step's move is applied to
+// the correlations, c -= last_gamma last_u (stored back), which saves a pass over K.
 template <bool kPositive, typename Scalar>
-void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Index K, Scalar C,
-                   Scalar tiny_denominator, Scalar& best, Index& best_index) {
+void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
+                   const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator, Scalar& best,
+                   Index& best_index) {
   namespace simd = Eigen::internal;
   using Packet = typename simd::packet_traits<Scalar>::type;
   const Scalar inf = std::numeric_limits<Scalar>::infinity();
@@ -133,8 +135,14 @@ void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Inde
   const Packet infinity = simd::pset1<Packet>(inf);
   const Packet level = simd::pset1<Packet>(C);
   const Packet tiny = simd::pset1<Packet>(tiny_denominator);
+  const bool moved = last_gamma != Scalar(0);  // else last_u may be stale
+  const Packet step = simd::pset1<Packet>(last_gamma);
   const auto packet_candidates = [&](Index j) {
-    const Packet cj = simd::ploadu<Packet>(c + j);
+    Packet cj = simd::ploadu<Packet>(c + j);
+    if (moved) {
+      cj = simd::psub(cj, simd::pmul(step, simd::ploadu<Packet>(last_u + j)));
+      simd::pstoreu(c + j, cj);
+    }
     const Packet uj = simd::ploadu<Packet>(u + j);
     const Packet bj = simd::ploadu<Packet>(blocked + j);
     const Packet plus_den = simd::psub(one, uj);
@@ -156,6 +164,7 @@ void smallest_join(const Scalar* c, const Scalar* u, const Scalar* blocked, Inde
     return (den > tiny_denominator ? g : inf) + blocked[j];
   };
   const auto candidate = [&](Index j) {
+    if (moved) c[j] -= last_gamma * last_u[j];
     const Scalar plus = one_candidate(j, C - c[j], Scalar(1) - u[j]);
     return kPositive ? plus : std::min(plus, one_candidate(j, C + c[j], Scalar(1) + u[j]));
   };
@@ -189,6 +198,7 @@ LarsLasso<Scalar>::LarsLasso(Index n_atoms)
       direction_(n_atoms),
       forward_(n_atoms),
       gram_direction_(n_atoms),
+      step_direction_(VectorT<Scalar>::Zero(n_atoms)),
       work_(n_atoms),
       active_code_(n_atoms),
       active_sign_(n_atoms),
@@ -259,6 +269,9 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   Index pending = -1;    // atom to add at the top of the next iteration
   Scalar pending_sign = Scalar(1);
   Index just_dropped = -1;  // its correlation sits exactly on the boundary (see below)
+  // The last step's c -= gamma u is applied by the next join scan (same pass) or before a
+  // restart: last_gamma and step_direction_ hold it until then.
+  Scalar last_gamma = Scalar(0);
   Scalar dropped_sign = Scalar(0);
 
   // Every step is a breakpoint (one join or drop); the lasso path has O(K) of them in
@@ -302,6 +315,10 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     if (n == 0) {
       // Start (or restart after an exclusion): the first atom is argmax_j |c_j|
       // (argmax_j c_j in positive mode); the path starts at lambda_max = that value.
+      if (last_gamma != Scalar(0)) {
+        correlation_ -= last_gamma * step_direction_;
+        last_gamma = Scalar(0);
+      }
       Scalar best_value;
       Index best;
       if (positive)
@@ -359,7 +376,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     // candidate, + before -, as a strict "<" scan would pick.
     {
       const Scalar inf = std::numeric_limits<Scalar>::infinity();
-      const Scalar* c = correlation_.data();
+      Scalar* c = correlation_.data();
       const Scalar* u = gram_direction_.data();
       const Scalar* blocked = blocked_.data();
       // The same arithmetic as smallest_join's packets, so recomputing one agrees bitwise.
@@ -387,9 +404,12 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       Index j;
       if (just_dropped >= 0) blocked_(just_dropped) = inf;
       if (positive)
-        smallest_join<true>(c, u, blocked, K, C, tiny_denominator, best, j);
+        smallest_join<true>(c, step_direction_.data(), last_gamma, u, blocked, K, C,
+                            tiny_denominator, best, j);
       else
-        smallest_join<false>(c, u, blocked, K, C, tiny_denominator, best, j);
+        smallest_join<false>(c, step_direction_.data(), last_gamma, u, blocked, K, C,
+                             tiny_denominator, best, j);
+      last_gamma = Scalar(0);  // applied
       if (just_dropped >= 0) {
         blocked_(just_dropped) = Scalar(0);
         Scalar plus, minus;
@@ -422,7 +442,9 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
 
     // Move along the path: a_A += gamma w, c -= gamma u, C -= gamma.
     active_code_.head(n) += gamma * direction_.head(n);
-    correlation_ -= gamma * gram_direction_;
+    // c -= gamma u: by the next scan (see last_gamma).
+    last_gamma = gamma;
+    gram_direction_.swap(step_direction_);
     C -= gamma;
 
     if (event == Event::kStop) break;

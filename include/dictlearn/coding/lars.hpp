@@ -65,6 +65,7 @@ class LarsLasso {
   VectorT<Scalar> direction_;       // w = G_AA^-1 s_A, in active order
   VectorT<Scalar> forward_;         // y = L^-1 s_A (w = L^-T y), in active order
   VectorT<Scalar> gram_direction_;  // u = G[:, A] w
+  VectorT<Scalar> step_direction_;  // the last step's u, until c -= gamma u is applied
   VectorT<Scalar> work_;            // scratch of length K
   VectorT<Scalar> active_code_;     // coefficients of the active atoms, in active order
   VectorT<Scalar> active_sign_;     // s_A: sign of each active slot (+1 / -1)
