@@ -8,6 +8,7 @@
 
 #include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/nonzero_rows.hpp"
 
 namespace dictlearn {
 namespace {
@@ -278,13 +279,7 @@ template <typename Scalar>
 double residual_sqnorm_from_gram(const MatrixT<Scalar>& gram,
                                  const Eigen::Ref<const VectorT<Scalar>>& dtx, Scalar x_sqnorm,
                                  const Eigen::Ref<const VectorT<Scalar>>& code, Index* support) {
-  const Index K = code.size();
-  Index count = 0;
-  // Branch-free: a branch per atom mispredicts at every nonzero (most of the cost).
-  for (Index k = 0; k < K; ++k) {
-    support[count] = k;
-    count += code(k) != Scalar(0) ? 1 : 0;
-  }
+  const Index count = nonzero_rows(code.data(), code.size(), support);
   double cross = 0.0, quadratic = 0.0;  // a^T D^T x and a^T G a
   for (Index q = 0; q < count; ++q) {
     const Index k = support[q];
@@ -334,25 +329,6 @@ void sample_objectives(const CoderOptions& options, const Matrix& residual, cons
     reconstruction = 0.5 * residual.colwise().squaredNorm().transpose();
   }
   code_penalties(options, codes, penalty);
-}
-
-void residual_sqnorms(const Matrix& dictionary, const Matrix& x, const Matrix& codes, int threads,
-                      Vector& sqnorms) {
-  const Index d = dictionary.rows(), K = dictionary.cols(), n = codes.cols();
-  DICTLEARN_ASSERT(x.rows() == d && x.cols() == n && codes.rows() == K);
-  sqnorms.resize(n);
-#pragma omp parallel num_threads(std::max(threads, 1))
-  {
-    Vector residual(d);  // one per thread, not per sample
-#pragma omp for schedule(static)
-    for (Index j = 0; j < n; ++j) {
-      residual = x.col(j);
-      const double* code = codes.data() + j * K;
-      for (Index k = 0; k < K; ++k)
-        if (code[k] != 0.0) residual -= code[k] * dictionary.col(k);
-      sqnorms(j) = residual.squaredNorm();
-    }
-  }
 }
 
 }  // namespace dictlearn

@@ -7,6 +7,7 @@
 
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/nonzero_rows.hpp"
 
 namespace dictlearn {
 
@@ -22,15 +23,9 @@ namespace {
 // returns how many. The lists keep their capacity between calls: no allocation once warm.
 template <class Lists>  // PackedStatistics::SparseCodes
 Index append_nonzeros(const double* code, Index K, Lists& codes) {
-  // The rows are found without a branch per atom (one would mispredict at every nonzero,
-  // most of the cost), then appended.
   if (Index(codes.scratch.size()) < K) codes.scratch.resize(std::size_t(K));
-  Index* rows = codes.scratch.data();
-  Index count = 0;
-  for (Index k = 0; k < K; ++k) {
-    rows[count] = k;
-    count += code[k] != 0.0 ? 1 : 0;
-  }
+  const Index* rows = codes.scratch.data();
+  const Index count = nonzero_rows(code, K, codes.scratch.data());
   for (Index q = 0; q < count; ++q) {
     codes.support.push_back(rows[q]);
     codes.values.push_back(code[rows[q]]);

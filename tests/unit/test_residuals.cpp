@@ -1,6 +1,6 @@
-// Residual norms ||x - D c||^2: residual_sqnorms (from the codes' nonzeros) and
-// residual_sqnorm_from_gram (from G and D^T X, what MinibatchCoder returns to the trainer)
-// against the dense residual X - D C.
+// Residual norms ||x - D c||^2 from G and D^T X (residual_sqnorm_from_gram, what
+// MinibatchCoder returns to the trainer) against the dense residual X - D C, and the
+// nonzero scan they rely on.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -8,6 +8,7 @@
 
 #include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/coding/sparse_coder.hpp"
+#include "dictlearn/core/nonzero_rows.hpp"
 #include "dictlearn/core/random.hpp"
 #include "test_support.hpp"
 
@@ -18,21 +19,19 @@ using dictlearn::Vector;
 using dictlearn::testing::gaussian;
 using dictlearn::testing::sparse_codes;
 
-TEST_CASE("residual_sqnorms equals the dense residual norms", "[coding]") {
+TEST_CASE("nonzero_rows lists the nonzero rows in order", "[coding]") {
   Random random(77);
   for (int trial = 0; trial < 10; ++trial) {
-    const Index d = 1 + Index(random.below(20)), K = 1 + Index(random.below(50));
-    const Index n = Index(random.below(40));
-    const Matrix D = gaussian(d, K, random), x = gaussian(d, n, random);
-    const Matrix codes = sparse_codes(K, n, trial % 2 == 0 ? 0.1 : 0.7, random);
-    const Vector expected = (x - D * codes).colwise().squaredNorm().transpose();
-    Vector one, two;
-    dictlearn::residual_sqnorms(D, x, codes, 1, one);
-    dictlearn::residual_sqnorms(D, x, codes, 2, two);
-    INFO("trial=" << trial << " d=" << d << " K=" << K << " n=" << n);
-    REQUIRE(one.size() == n);
-    CHECK(one == two);
-    if (n > 0) CHECK((one - expected).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + expected.maxCoeff()));
+    const Index K = 1 + Index(random.below(50));
+    const Matrix code = sparse_codes(K, 1, trial % 2 == 0 ? 0.1 : 0.7, random);
+    std::vector<Index> expected, rows(static_cast<std::size_t>(K), -1);
+    for (Index k = 0; k < K; ++k)
+      if (code(k, 0) != 0.0) expected.push_back(k);
+    const Index count = dictlearn::nonzero_rows(code.data(), K, rows.data());
+    INFO("trial=" << trial << " K=" << K);
+    REQUIRE(count == Index(expected.size()));
+    rows.resize(static_cast<std::size_t>(count));
+    CHECK(rows == expected);
   }
 }
 
@@ -81,8 +80,7 @@ TEST_CASE("MinibatchCoder's residual norms are those of its codes", "[coding]") 
     Vector residuals;
     coder.encode(x, codes, nullptr, &residuals);
     REQUIRE(residuals.size() == n);
-    Vector expected;
-    dictlearn::residual_sqnorms(D, x, codes, 1, expected);
+    const Vector expected = (x - D * codes).colwise().squaredNorm().transpose();
     const double tolerance = precision == dictlearn::Precision::float64 ? 1e-13 : 1e-5;
     CHECK((residuals - expected).cwiseAbs().maxCoeff() <= tolerance * (1.0 + x.squaredNorm() / n));
     CHECK(expected.minCoeff() > 0.01);  // not trivially zero

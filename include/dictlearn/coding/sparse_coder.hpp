@@ -152,9 +152,4 @@ double residual_sqnorm_from_gram(const MatrixT<Scalar>& gram,
                                  const Eigen::Ref<const VectorT<Scalar>>& dtx, Scalar x_sqnorm,
                                  const Eigen::Ref<const VectorT<Scalar>>& code, Index* support);
 
-/// ||x_j - D c_j||^2 for every sample, from the nonzeros of each code: O(d s) per sample
-/// instead of the O(d K) of a dense residual product.
-void residual_sqnorms(const Matrix& dictionary, const Matrix& x, const Matrix& codes, int threads,
-                      Vector& sqnorms);
-
 }  // namespace dictlearn
