@@ -118,21 +118,49 @@ void first_minimum(Index K, const PacketValues& packet_values, const Value& valu
   }
 }
 
-// The join candidates of LarsLasso::solve (see there) for atoms [0, K): the smallest and
-// the lowest index holding it. Denominators are clamped before dividing and the clamped
-// lanes replaced after. max(0, .): an atom already (by rounding) beyond C and moving
-// outward enters at once. First, in the same pass, the last step's move is applied to
-// the correlations, c -= last_gamma last_u (stored back), which saves a pass over K.
+// One atom's join step, gamma at which |c_j - gamma u_j| reaches C - gamma, and whether on
+// the + side (c_j reaches +(C - gamma)): the smaller of
+//   (C - c_j) / (1 - u_j)   and   (C + c_j) / (1 + u_j)   [the second not if kPositive],
+// a side counting only where its denominator exceeds `tiny` (else the atom moves almost
+// parallel to that boundary and never meets it); +inf if neither does. With both
+// denominators positive, cross-multiplying shows the + side is the smaller exactly when
+// C u_j <= c_j, so one division serves both sides (two per atom made the whole solve ~5 %
+// slower). max(0, .): an atom already (by rounding) beyond C and moving outward enters at
+// once. smallest_join's packets do the same arithmetic, lane by lane.
+template <bool kPositive, typename Scalar>
+Scalar join_step(Scalar c, Scalar u, Scalar C, Scalar tiny, bool& plus_side) {
+  const Scalar plus_den = Scalar(1) - u;
+  const bool plus_ok = tiny < plus_den;
+  Scalar numerator = C - c;
+  Scalar den = plus_den;
+  bool ok = plus_ok;
+  plus_side = true;
+  if (!kPositive) {
+    const Scalar minus_den = Scalar(1) + u;
+    const bool minus_ok = tiny < minus_den;
+    plus_side = plus_ok && !(minus_ok && !(C * u <= c));
+    if (!plus_side) {
+      numerator = C + c;
+      den = minus_den;
+    }
+    ok = plus_ok || minus_ok;
+  }
+  const Scalar step = std::max(numerator, Scalar(0)) / std::max(den, tiny);
+  return ok ? step : std::numeric_limits<Scalar>::infinity();
+}
+
+// The join steps (join_step + blocked) of atoms [0, K): the smallest and the lowest index
+// holding it. First, in the same pass, the last step's move is applied to the
+// correlations, c -= last_gamma last_u (stored back), which saves a pass over K.
 template <bool kPositive, typename Scalar>
 void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
                    const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator, Scalar& best,
                    Index& best_index) {
   namespace simd = Eigen::internal;
   using Packet = typename simd::packet_traits<Scalar>::type;
-  const Scalar inf = std::numeric_limits<Scalar>::infinity();
   const Packet one = simd::pset1<Packet>(Scalar(1));
   const Packet zero = simd::pset1<Packet>(Scalar(0));
-  const Packet infinity = simd::pset1<Packet>(inf);
+  const Packet sign_bit = simd::pset1<Packet>(Scalar(-0.0));
   const Packet level = simd::pset1<Packet>(C);
   const Packet tiny = simd::pset1<Packet>(tiny_denominator);
   const bool moved = last_gamma != Scalar(0);  // else last_u may be stale
@@ -143,30 +171,30 @@ void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Sca
       cj = simd::psub(cj, simd::pmul(step, simd::ploadu<Packet>(last_u + j)));
       simd::pstoreu(c + j, cj);
     }
-    const Packet uj = simd::ploadu<Packet>(u + j);
-    const Packet bj = simd::ploadu<Packet>(blocked + j);
+    Packet uj = simd::ploadu<Packet>(u + j);
     const Packet plus_den = simd::psub(one, uj);
-    const Packet plus =
-        simd::pdiv(simd::pmax(simd::psub(level, cj), zero), simd::pmax(plus_den, tiny));
-    Packet candidate = simd::padd(simd::pselect(simd::pcmp_lt(tiny, plus_den), plus, infinity), bj);
+    Packet ok = simd::pcmp_lt(tiny, plus_den);
     if (!kPositive) {
-      const Packet minus_den = simd::padd(one, uj);
-      const Packet minus =
-          simd::pdiv(simd::pmax(simd::padd(level, cj), zero), simd::pmax(minus_den, tiny));
-      candidate = simd::pmin(
-          candidate,
-          simd::padd(simd::pselect(simd::pcmp_lt(tiny, minus_den), minus, infinity), bj));
+      // The - side is the + side of (-c, -u): flip the signs of c and u where it is taken.
+      const Packet plus_ok = ok;
+      const Packet minus_ok = simd::pcmp_lt(tiny, simd::padd(one, uj));
+      const Packet plus_side =
+          simd::pandnot(plus_ok, simd::pandnot(minus_ok, simd::pcmp_le(simd::pmul(level, uj), cj)));
+      const Packet flip = simd::pandnot(sign_bit, plus_side);
+      cj = simd::pxor(cj, flip);
+      uj = simd::pxor(uj, flip);
+      ok = simd::por(plus_ok, minus_ok);
     }
-    return candidate;
-  };
-  const auto one_candidate = [&](Index j, Scalar numerator, Scalar den) {
-    const Scalar g = std::max(numerator, Scalar(0)) / std::max(den, tiny_denominator);
-    return (den > tiny_denominator ? g : inf) + blocked[j];
+    // Where no side counts the denominator becomes 0: x / 0 is +inf, or NaN for x = 0,
+    // which first_minimum never picks either.
+    const Packet den = simd::pand(ok, simd::psub(one, uj));
+    const Packet steps = simd::pdiv(simd::pmax(simd::psub(level, cj), zero), den);
+    return simd::padd(steps, simd::ploadu<Packet>(blocked + j));
   };
   const auto candidate = [&](Index j) {
     if (moved) c[j] -= last_gamma * last_u[j];
-    const Scalar plus = one_candidate(j, C - c[j], Scalar(1) - u[j]);
-    return kPositive ? plus : std::min(plus, one_candidate(j, C + c[j], Scalar(1) + u[j]));
+    bool plus_side;
+    return join_step<kPositive>(c[j], u[j], C, tiny_denominator, plus_side) + blocked[j];
   };
   first_minimum(K, packet_candidates, candidate, best, best_index);
 }
@@ -379,24 +407,16 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       Scalar* c = correlation_.data();
       const Scalar* u = gram_direction_.data();
       const Scalar* blocked = blocked_.data();
-      // The same arithmetic as smallest_join's packets, so recomputing one agrees bitwise.
-      const auto plus_candidate = [&](Index j) {
-        const Scalar den = Scalar(1) - u[j];
-        const Scalar g = std::max(C - c[j], Scalar(0)) / std::max(den, tiny_denominator);
-        return (den > tiny_denominator ? g : inf) + blocked[j];
-      };
-      const auto minus_candidate = [&](Index j) {
-        if (positive) return inf;
-        const Scalar den = Scalar(1) + u[j];
-        const Scalar g = std::max(C + c[j], Scalar(0)) / std::max(den, tiny_denominator);
-        return (den > tiny_denominator ? g : inf) + blocked[j];
-      };
-      // An atom that just left sits exactly on its old boundary, c_j = C s_j; that branch
-      // would return gamma = 0 +- rounding and re-add it at once, so skip it for one step.
-      const auto candidates = [&](Index j, Scalar& plus, Scalar& minus) {
-        plus = plus_candidate(j);
-        minus = minus_candidate(j);
-        if (j == just_dropped) (dropped_sign > 0 ? plus : minus) = inf;
+      // An atom that just left sits exactly on its old boundary, c_j = C s_j; that side
+      // would return gamma = 0 +- rounding and re-add it at once, so only the other side
+      // counts for one step.
+      const auto rejoin_step = [&](Index j, bool& plus_side) {
+        plus_side = dropped_sign < 0;
+        if (positive && !plus_side) return inf;
+        const Scalar numerator = plus_side ? C - c[j] : C + c[j];
+        const Scalar den = plus_side ? Scalar(1) - u[j] : Scalar(1) + u[j];
+        const Scalar g = std::max(numerator, Scalar(0)) / std::max(den, tiny_denominator);
+        return den > tiny_denominator ? g : inf;
       };
       // The smallest candidate and the lowest index holding it, in one vectorised pass in
       // which the atom that just left is blocked; it is compared afterwards.
@@ -410,23 +430,29 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         smallest_join<false>(c, step_direction_.data(), last_gamma, u, blocked, K, C,
                              tiny_denominator, best, j);
       last_gamma = Scalar(0);  // applied
+      bool plus_side = true;
+      if (j >= 0) {
+        // The winner's side, by the same arithmetic as the scan.
+        if (positive)
+          join_step<true>(c[j], u[j], C, tiny_denominator, plus_side);
+        else
+          join_step<false>(c[j], u[j], C, tiny_denominator, plus_side);
+      }
       if (just_dropped >= 0) {
         blocked_(just_dropped) = Scalar(0);
-        Scalar plus, minus;
-        candidates(just_dropped, plus, minus);
-        const Scalar value = std::min(plus, minus);
+        bool rejoin_plus;
+        const Scalar value = rejoin_step(just_dropped, rejoin_plus);
         if (value < best || (value == best && just_dropped < j)) {
           best = value;
           j = just_dropped;
+          plus_side = rejoin_plus;
         }
       }
       if (best < gamma) {
-        Scalar plus, minus;
-        candidates(j, plus, minus);
         gamma = best;
         event = Event::kJoin;
         who = j;
-        who_sign = plus <= minus ? Scalar(1) : Scalar(-1);
+        who_sign = plus_side ? Scalar(1) : Scalar(-1);
       }
     }
     for (Index k = 0; k < n && lasso; ++k) {
