@@ -20,18 +20,28 @@ using dictlearn::testing::gaussian;
 using dictlearn::testing::sparse_codes;
 
 TEST_CASE("nonzero_rows lists the nonzero rows in order", "[coding]") {
+  // Lengths around the 4- and 8-row blocks of the vector scan, and codes from very sparse
+  // to full (every 4-bit pattern occurs); double and float.
   Random random(77);
-  for (int trial = 0; trial < 10; ++trial) {
-    const Index K = 1 + Index(random.below(50));
-    const Matrix code = sparse_codes(K, 1, trial % 2 == 0 ? 0.1 : 0.7, random);
-    std::vector<Index> expected, rows(static_cast<std::size_t>(K), -1);
+  for (int trial = 0; trial < 40; ++trial) {
+    const Index K = 1 + Index(random.below(trial < 20 ? 20 : 300));
+    const double density = std::vector<double>{0.05, 0.3, 0.7, 1.0}[std::size_t(trial % 4)];
+    const Matrix code = sparse_codes(K, 1, density, random);
+    const dictlearn::MatrixT<float> code_float = code.cast<float>();
+    std::vector<Index> expected;
     for (Index k = 0; k < K; ++k)
       if (code(k, 0) != 0.0) expected.push_back(k);
-    const Index count = dictlearn::nonzero_rows(code.data(), K, rows.data());
     INFO("trial=" << trial << " K=" << K);
+    std::vector<Index> rows(static_cast<std::size_t>(K), -1);
+    const Index count = dictlearn::nonzero_rows(code.data(), K, rows.data());
     REQUIRE(count == Index(expected.size()));
     rows.resize(static_cast<std::size_t>(count));
     CHECK(rows == expected);
+    std::vector<Index> rows_float(static_cast<std::size_t>(K), -1);
+    const Index count_float = dictlearn::nonzero_rows(code_float.data(), K, rows_float.data());
+    REQUIRE(count_float == Index(expected.size()));
+    rows_float.resize(static_cast<std::size_t>(count_float));
+    CHECK(rows_float == expected);
   }
 }
 
