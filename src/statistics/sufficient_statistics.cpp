@@ -49,9 +49,9 @@ bool PackedStatistics::prefers_dense(Index atoms, Index dim, Index nonzeros, Ind
   return samples > 0 && nonzeros > dense_crossover(atoms, dim) * samples;
 }
 
-void PackedStatistics::pack(const Matrix& x, const Matrix& codes, int threads) {
+void PackedStatistics::pack(const Matrix& x, const Matrix& codes, int threads, Index nonzeros) {
   DICTLEARN_ASSERT(x.cols() == codes.cols() && codes.rows() == atoms_ && x.rows() == dim_);
-  const Index nonzeros = Index((codes.array() != 0.0).count());
+  if (nonzeros < 0) nonzeros = Index((codes.array() != 0.0).count());
   if (prefers_dense(atoms_, dim_, nonzeros, codes.cols()))
     pack_dense(x, codes);
   else
@@ -63,44 +63,16 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
   const Index n = codes.cols(), K = atoms_, d = dim_;
   double* triangle = buffer_.data();  // (i, k), i <= k, at k (k + 1) / 2 + i
   double* cross = buffer_.data() + triangle_;
-  // Adds sample j's terms, for its nonzeros whose atom `owned` accepts.
-  const auto add_sample = [&](Index j, const Index* support, const double* values, Index count,
-                              const auto& owned) {
-    const double* sample = x.data() + j * d;
-    for (Index q = 0; q < count; ++q) {
-      const Index k = support[q];
-      if (!owned(k)) continue;
-      const double value = values[q];
-      double* column = triangle + k * (k + 1) / 2;
-      for (Index p = 0; p <= q; ++p) column[support[p]] += values[p] * value;
-      double* b_k = cross + k * d;
-      for (Index i = 0; i < d; ++i) b_k[i] += sample[i] * value;
-    }
-  };
+  std::fill(buffer_.begin() + triangle_ + d * K, buffer_.end(), 0.0);  // the extras
   constexpr Index kAtomBlock = 32;
   const int team =
       int(std::clamp<Index>(threads, 1, std::max<Index>(1, (K + kAtomBlock - 1) / kAtomBlock)));
-  if (team == 1) {  // one pass, each code's nonzeros gathered just before use
-    std::fill(buffer_.begin(), buffer_.end(), 0.0);
-    SparseCodes& one = nonzeros_[0];
-    for (Index j = 0; j < n; ++j) {
-      one.support.clear();
-      one.values.clear();
-      const Index count = append_nonzeros(codes.data() + j * K, K, one);
-      add_sample(j, one.support.data(), one.values.data(), count, [](Index) { return true; });
-    }
-    return;
-  }
-  // Threads own interleaved blocks of atoms, i.e. the columns k of A's triangle and of B;
-  // each adds the samples' terms to its columns in sample order, as one thread would, so
-  // the sums are bitwise the same for any thread count.
-  std::fill(buffer_.begin() + triangle_ + d * K, buffer_.end(), 0.0);  // the extras
   if (Index(nonzeros_.size()) < team) nonzeros_.resize(size_t(team));
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team) if (team > 1)
   {
     const int me = omp_get_thread_num(), members = omp_get_num_threads();
-    // First the nonzeros of a range of samples per thread (support and values, in atom
-    // order within a sample), each thread in its own lists.
+    // The nonzeros of a range of samples per thread (support and values, in atom order
+    // within a sample), each thread in its own lists.
     {
       SparseCodes& mine = nonzeros_[size_t(me)];
       mine.first.clear();
@@ -112,21 +84,47 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
       }
       mine.first.push_back(Index(mine.support.size()));
     }
-    for (Index k0 = me * kAtomBlock; k0 < K; k0 += members * kAtomBlock) {
-      const Index k1 = std::min(K, k0 + kAtomBlock);
-      std::fill(triangle + k0 * (k0 + 1) / 2, triangle + k1 * (k1 + 1) / 2, 0.0);
-      std::fill(cross + k0 * d, cross + k1 * d, 0.0);
-    }
 #pragma omp barrier
-    const auto owned = [&](Index k) { return (k / kAtomBlock) % members == me; };
-    for (int part = 0; part < members; ++part) {
-      const SparseCodes& nonzeros = nonzeros_[size_t(part)];
-      const Index first_sample = n * part / members;
-      for (Index s = 0; s + 1 < Index(nonzeros.first.size()); ++s) {
-        const Index first = nonzeros.first[size_t(s)],
-                    count = nonzeros.first[size_t(s) + 1] - first;
-        add_sample(first_sample + s, nonzeros.support.data() + first,
-                   nonzeros.values.data() + first, count, owned);
+#pragma omp single
+    {
+      // The same nonzeros by atom (a counting sort), samples in ascending order in each.
+      atom_first_.assign(size_t(K) + 1, 0);
+      for (int part = 0; part < members; ++part)
+        for (const Index k : nonzeros_[size_t(part)].support) ++atom_first_[size_t(k) + 1];
+      for (Index k = 0; k < K; ++k) atom_first_[size_t(k) + 1] += atom_first_[size_t(k)];
+      atom_entries_.resize(size_t(atom_first_[size_t(K)]));
+      atom_cursor_.assign(atom_first_.begin(), atom_first_.end() - 1);
+      for (int part = 0; part < members; ++part) {
+        const SparseCodes& lists = nonzeros_[size_t(part)];
+        const Index first_sample = n * part / members;
+        for (Index s = 0; s + 1 < Index(lists.first.size()); ++s) {
+          const Index begin = lists.first[size_t(s)], end = lists.first[size_t(s) + 1];
+          for (Index q = begin; q < end; ++q)
+            atom_entries_[size_t(atom_cursor_[size_t(lists.support[size_t(q)])]++)] = {
+                lists.support.data() + begin, lists.values.data() + begin, q - begin,
+                first_sample + s};
+        }
+      }
+    }
+    // Threads own interleaved blocks of atoms, i.e. the columns k of A's triangle and of
+    // B, and find their terms in the atom lists: no thread scans the others' nonzeros
+    // (an ownership test per nonzero mispredicted at every other one). A column takes its
+    // samples' terms in sample order, as a sample-by-sample sum would, so the sums are
+    // bitwise the same for any thread count.
+    for (Index k0 = me * kAtomBlock; k0 < K; k0 += members * kAtomBlock) {
+      for (Index k = k0; k < std::min(K, k0 + kAtomBlock); ++k) {
+        double* column = triangle + k * (k + 1) / 2;
+        double* b_k = cross + k * d;
+        std::fill(column, column + k + 1, 0.0);
+        std::fill(b_k, b_k + d, 0.0);
+        for (Index e = atom_first_[size_t(k)]; e < atom_first_[size_t(k) + 1]; ++e) {
+          const AtomEntry& entry = atom_entries_[size_t(e)];
+          const double value = entry.values[entry.position];
+          for (Index p = 0; p <= entry.position; ++p)
+            column[entry.support[p]] += entry.values[p] * value;
+          const double* sample = x.data() + entry.sample * d;
+          for (Index i = 0; i < d; ++i) b_k[i] += sample[i] * value;
+        }
       }
     }
   }

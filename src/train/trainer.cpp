@@ -414,7 +414,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       result.coded_samples += n;
       lap(times.code);
 
-      packed.pack(x, codes, threads);
+      packed.pack(x, codes, threads, nonzeros);
       double* extras = packed.extras();
       code_penalties(options.coder, codes, penalty);
       extras[kObjective] = 0.5 * residuals.sum() + penalty.sum();

@@ -39,7 +39,8 @@ class PackedStatistics {
   /// Fills the A and B parts from this rank's minibatch (x: d x n, codes: K x n) and zeroes
   /// the extras. Picks the sparse or the dense (BLAS-3) accumulation by the codes' density.
   /// The sparse one runs on `threads` OpenMP threads (the same sums for any count).
-  void pack(const Matrix& x, const Matrix& codes, int threads = 1);
+  /// `nonzeros`: the codes' nonzero count if the caller has it (else counted here).
+  void pack(const Matrix& x, const Matrix& codes, int threads = 1, Index nonzeros = -1);
   /// The two accumulations, for tests and benchmarks; same results up to rounding.
   void pack_sparse(const Matrix& x, const Matrix& codes, int threads = 1);
   void pack_dense(const Matrix& x, const Matrix& codes);
@@ -65,6 +66,17 @@ class PackedStatistics {
     std::vector<Index> scratch;     // K entries: one code's nonzero rows, before appending
   };
   std::vector<SparseCodes> nonzeros_;
+  // pack_sparse: the same nonzeros by atom, entries atom_first_[k] .. atom_first_[k + 1]
+  // for atom k, in sample order.
+  struct AtomEntry {
+    const Index* support;  // the sample's nonzero rows
+    const double* values;  // and values
+    Index position;        // of this atom in them
+    Index sample;          // column of x
+  };
+  std::vector<Index> atom_first_;  // K + 1
+  std::vector<Index> atom_cursor_;
+  std::vector<AtomEntry> atom_entries_;
 };
 
 /// beta of the online weighting above.
