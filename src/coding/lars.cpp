@@ -37,18 +37,19 @@ void solve_lower(const MatrixT<Scalar>& factor, const Scalar* inverse_diagonal, 
   }
 }
 
-// Solves L^T x = v in place (row k of L^T is column k of L, again contiguous). Each sum
-// runs from the last entry down, so x_{k+1}, the one just found, enters last: the rest of
-// the sum does not wait for it (ascending, every sum was one chain of dependent
-// multiply-adds behind x_{k+1}).
+// Solves L^T x = v for the leading n x n block of the lower-triangular `factor`, into
+// `x` (which may be `v`). Row k of L^T is column k of L, again contiguous. Each sum runs
+// from the last entry down, so x_{k+1}, the one just found, enters last: the rest of the
+// sum does not wait for it (ascending, every sum was one chain of dependent multiply-adds
+// behind x_{k+1}).
 template <typename Scalar>
 void solve_lower_transposed(const MatrixT<Scalar>& factor, const Scalar* inverse_diagonal, Index n,
-                            Scalar* v) {
+                            const Scalar* v, Scalar* x) {
   for (Index k = n - 1; k >= 0; --k) {
     const Scalar* column = factor.data() + k * factor.rows();
     Scalar sum = v[k];
-    for (Index i = n - 1; i > k; --i) sum -= column[i] * v[i];
-    v[k] = sum * inverse_diagonal[k];
+    for (Index i = n - 1; i > k; --i) sum -= column[i] * x[i];
+    x[k] = sum * inverse_diagonal[k];
   }
 }
 
@@ -98,16 +99,13 @@ void first_minimum(Index K, const PacketValues& packet_values, const Value& valu
       lane_index = simd::pselect(smaller, index, lane_index);
       index = simd::padd(index, step);
     }
-    Scalar bests[kWidth], indices[kWidth];
-    simd::pstoreu(bests, lane_best);
-    simd::pstoreu(indices, lane_index);
-    for (Index l = 0; l < kWidth; ++l) {
-      const Index at = Index(indices[l]);
-      if (bests[l] < best || (bests[l] == best && at < best_index)) {
-        best = bests[l];
-        best_index = at;
-      }
-    }
+    // Across the lanes, without a branch per lane (which lane wins is a coin toss): the
+    // smallest value, then the lowest index among the lanes holding it. A lane holds an
+    // index (>= 0) unless its value is still +inf; if every lane is +inf, all are -1.
+    best = simd::predux_min(lane_best);
+    const Packet holds_best = simd::pcmp_eq(lane_best, simd::pset1<Packet>(best));
+    best_index = Index(simd::predux_min(simd::pselect(
+        holds_best, lane_index, simd::pset1<Packet>(std::numeric_limits<Scalar>::max()))));
   }
   for (; j < K; ++j) {
     const Scalar v = value(j);
@@ -319,13 +317,15 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       for (Index k = 0; k < n; ++k) work_(k) = gram(active_(k), j);
       solve_lower(chol_, inverse_diagonal_.data(), n, work_.data());
       const Scalar gjj = gram(j, j);
-      const Scalar d2 = gjj - work_.head(n).squaredNorm();
+      Scalar r_sqnorm = Scalar(0);
+      for (Index k = 0; k < n; ++k) r_sqnorm += work_(k) * work_(k);
+      const Scalar d2 = gjj - r_sqnorm;
       if (!(d2 > threshold * gjj)) {
         // D_j is in span(D_A): G_AA would be singular. Its correlation then moves with the
         // active ones, so leaving it out keeps the path finite; it stays out for this solve.
         blocked_(j) = std::numeric_limits<Scalar>::infinity();
       } else {
-        chol_.row(n).head(n) = work_.head(n).transpose();
+        for (Index k = 0; k < n; ++k) chol_(n, k) = work_(k);
         chol_(n, n) = std::sqrt(d2);
         inverse_diagonal_(n) = Scalar(1) / chol_(n, n);
         active_(n) = j;
@@ -364,8 +364,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     // Equiangular direction: w = G_AA^-1 s_A = L^-T y with y = L^-1 s_A, which is kept up
     // to date as atoms join (one entry each), so a step needs only the solve with L^T. Moving
     // a_A += gamma w lowers every active correlation c_A = C s_A by exactly gamma s_A.
-    direction_.head(n) = forward_.head(n);
-    solve_lower_transposed(chol_, inverse_diagonal_.data(), n, direction_.data());
+    solve_lower_transposed(chol_, inverse_diagonal_.data(), n, forward_.data(), direction_.data());
     // u = G[:, A] w: rate at which each correlation decreases, c(gamma) = c - gamma u.
     // Up to four columns per sweep over u (then one sweep for the remaining one to three):
     // a quarter of the loads and stores of single axpys.
@@ -467,7 +466,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     just_dropped = -1;
 
     // Move along the path: a_A += gamma w, c -= gamma u, C -= gamma.
-    active_code_.head(n) += gamma * direction_.head(n);
+    for (Index k = 0; k < n; ++k) active_code_(k) += gamma * direction_(k);
     // c -= gamma u: by the next scan (see last_gamma).
     last_gamma = gamma;
     gram_direction_.swap(step_direction_);
@@ -487,7 +486,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       remove_slot(who, n);
       --n;
       // The downdated factor changes L^-1 s_A: solve afresh.
-      forward_.head(n) = active_sign_.head(n);
+      for (Index k = 0; k < n; ++k) forward_(k) = active_sign_(k);
       solve_lower(chol_, inverse_diagonal_.data(), n, forward_.data());
     }
     if (step + 1 == max_steps) lambda = C;  // cap reached: report the current path point
@@ -499,7 +498,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   // c_A = lambda s_A hold to rounding instead of to the accumulated path error.
   for (Index k = 0; k < n; ++k) work_(k) = dtx(active_(k)) - lambda * active_sign_(k);
   solve_lower(chol_, inverse_diagonal_.data(), n, work_.data());
-  solve_lower_transposed(chol_, inverse_diagonal_.data(), n, work_.data());
+  solve_lower_transposed(chol_, inverse_diagonal_.data(), n, work_.data(), work_.data());
   // The same formula holds in LAR mode, where c_A = C s_A too (s_A: signs of the
   // correlations) although coefficients may have crossed zero.
   // Lasso: in exact arithmetic the signs agree with s_A; if rounding flipped one (a
