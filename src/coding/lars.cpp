@@ -25,7 +25,7 @@ enum class Event { kStop, kJoin, kDrop };
 // The triangular solves below run over a sparse code's few active atoms (n ~ 10): GCC's
 // vectorised loops, with their scalar remainders, cost more there than they save (and the
 // transposed solve's ordered sum only gained shuffles). Plain scalar loops measured 6 %
-// faster on the patches' LARS (lars_bench), 5-20 % on MNIST in float.
+// faster on the patches' LARS (lars_bench), 5-22 % on MNIST in float.
 #if defined(__GNUC__) && !defined(__clang__)
 #define DICTLEARN_SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize")))
 #else
@@ -127,35 +127,30 @@ void first_minimum(Index K, const PacketValues& packet_values, const Value& valu
   }
 }
 
+// The step gamma at which an atom reaches one boundary, numerator / den (max(0, .): an atom
+// already, by rounding, beyond C and moving outward enters at once), +inf unless den
+// exceeds `tiny` (else the atom moves almost parallel to that boundary and never meets it).
+template <typename Scalar>
+Scalar side_step(Scalar numerator, Scalar den, Scalar tiny) {
+  const Scalar step = std::max(numerator, Scalar(0)) / std::max(den, tiny);
+  return den > tiny ? step : std::numeric_limits<Scalar>::infinity();
+}
+
 // One atom's join step, gamma at which |c_j - gamma u_j| reaches C - gamma, and whether on
-// the + side (c_j reaches +(C - gamma)): the smaller of
-//   (C - c_j) / (1 - u_j)   and   (C + c_j) / (1 + u_j)   [the second not if kPositive],
-// a side counting only where its denominator exceeds `tiny` (else the atom moves almost
-// parallel to that boundary and never meets it); +inf if neither does. With both
-// denominators positive, cross-multiplying shows the + side is the smaller exactly when
-// C u_j <= c_j, so one division serves both sides (two per atom made the whole solve ~5 %
-// slower). max(0, .): an atom already (by rounding) beyond C and moving outward enters at
-// once. smallest_join's packets do the same arithmetic, lane by lane.
+// the + side (c_j reaches +(C - gamma)): the smaller of the side steps
+//   (C - c_j) / (1 - u_j)   and   (C + c_j) / (1 + u_j)   [the second not if kPositive].
+// With both denominators above `tiny`, cross-multiplying shows the + side is the smaller
+// exactly when C u_j <= c_j, so one division serves both sides (two per atom made the
+// whole solve ~5 % slower); otherwise the side whose denominator counts is taken.
+// smallest_join's packets do the same arithmetic, lane by lane.
 template <bool kPositive, typename Scalar>
 Scalar join_step(Scalar c, Scalar u, Scalar C, Scalar tiny, bool& plus_side) {
-  const Scalar plus_den = Scalar(1) - u;
-  const bool plus_ok = tiny < plus_den;
-  Scalar numerator = C - c;
-  Scalar den = plus_den;
-  bool ok = plus_ok;
   plus_side = true;
   if (!kPositive) {
-    const Scalar minus_den = Scalar(1) + u;
-    const bool minus_ok = tiny < minus_den;
+    const bool plus_ok = tiny < Scalar(1) - u, minus_ok = tiny < Scalar(1) + u;
     plus_side = plus_ok && !(minus_ok && !(C * u <= c));
-    if (!plus_side) {
-      numerator = C + c;
-      den = minus_den;
-    }
-    ok = plus_ok || minus_ok;
   }
-  const Scalar step = std::max(numerator, Scalar(0)) / std::max(den, tiny);
-  return ok ? step : std::numeric_limits<Scalar>::infinity();
+  return plus_side ? side_step(C - c, Scalar(1) - u, tiny) : side_step(C + c, Scalar(1) + u, tiny);
 }
 
 // The join steps (join_step + blocked) of atoms [0, K): the smallest and the lowest index
@@ -422,11 +417,8 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       // counts for one step.
       const auto rejoin_step = [&](Index j, bool& plus_side) {
         plus_side = dropped_sign < 0;
-        if (positive && !plus_side) return inf;
-        const Scalar numerator = plus_side ? C - c[j] : C + c[j];
-        const Scalar den = plus_side ? Scalar(1) - u[j] : Scalar(1) + u[j];
-        const Scalar g = std::max(numerator, Scalar(0)) / std::max(den, tiny_denominator);
-        return den > tiny_denominator ? g : inf;
+        if (plus_side) return side_step(C - c[j], Scalar(1) - u[j], tiny_denominator);
+        return positive ? inf : side_step(C + c[j], Scalar(1) + u[j], tiny_denominator);
       };
       // The smallest candidate and the lowest index holding it, in one vectorised pass in
       // which the atom that just left is blocked; it is compared afterwards.
