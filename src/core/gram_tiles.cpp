@@ -7,19 +7,9 @@
 #include <cstring>
 
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/transpose_block.hpp"
 
 namespace dictlearn {
-namespace {
-// Transposed copy of a rows x columns block (column-major, leading dimension ld) from
-// `from` to `to`, in 16 x 16 pieces that stay in the L1 cache.
-void mirror_block(const double* from, double* to, Index rows, Index columns, Index ld) {
-  constexpr Index kPiece = 16;
-  for (Index j0 = 0; j0 < columns; j0 += kPiece)
-    for (Index i0 = 0; i0 < rows; i0 += kPiece)
-      for (Index j = j0; j < std::min(columns, j0 + kPiece); ++j)
-        for (Index i = i0; i < std::min(rows, i0 + kPiece); ++i) to[j + i * ld] = from[i + j * ld];
-}
-}  // namespace
 
 GramTiles::GramTiles(Index atoms) : atoms_(atoms) {
   DICTLEARN_ASSERT(atoms >= 0);
@@ -66,12 +56,10 @@ void GramTiles::compute(const Matrix& dictionary, Index index, double* gram, Ind
                 dictionary.data() + t.row * d, int(d), dictionary.data() + t.column * d, int(d),
                 0.0, upper, int(ld));
   }
-  if (t.row == t.column) {
-    for (Index j = 0; j < t.columns; ++j)  // lower half of the diagonal block
-      for (Index i = j + 1; i < t.rows; ++i) upper[i + j * ld] = upper[j + i * ld];
-  } else {
-    mirror_block(upper, gram + t.column + t.row * ld, t.rows, t.columns, ld);
-  }
+  if (t.row == t.column)
+    mirror_upper_to_lower(upper, t.columns, ld);
+  else
+    transpose_block(upper, ld, t.rows, t.columns, gram + t.column + t.row * ld, ld);
 }
 
 void GramTiles::copy(Index index, const double* from, Index from_ld, double* to,

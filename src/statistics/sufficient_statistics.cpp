@@ -8,6 +8,7 @@
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/core/nonzero_rows.hpp"
+#include "dictlearn/core/transpose_block.hpp"
 
 namespace dictlearn {
 
@@ -173,8 +174,10 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
         double* column = out_a + j * K;
         for (Index i = 0; i <= j; ++i) column[i] = a_scale * column[i] + scale * in[i];
       }
-      for (Index i = 0; i + 1 < j1; ++i)  // A(j, i) = A(i, j) for i < j: column i's rows j0..j1
-        for (Index j = std::max(j0, i + 1); j < j1; ++j) out_a[j + i * K] = out_a[i + j * K];
+      // A(j, i) = A(i, j) for i < j: rows j0..j1 of the columns left of the block, then
+      // the block's own lower triangle.
+      transpose_block(out_a + j0 * K, K, j0, j1 - j0, out_a + j0, K);
+      mirror_upper_to_lower(out_a + j0 + j0 * K, j1 - j0, K);
     }
 #pragma omp for schedule(static) nowait
     for (Index i = 0; i < cross_size; ++i) out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
