@@ -39,7 +39,8 @@ inline void transpose_4x4(const double* from, Index from_ld, double* to, Index t
 void transpose_block(const double* from, Index from_ld, Index rows, Index columns, double* to,
                      Index to_ld) {
 #if defined(__AVX2__)
-  // Strips of 8 columns of `from`: each 4-row step writes whole 64-byte rows of `to`.
+  // Strips of 8 columns of `from`: each 4-row step writes 8 contiguous values (64 bytes)
+  // into each of four columns of `to`.
   const Index full_rows = rows / 4 * 4, full_columns = columns / 4 * 4;
   for (Index c0 = 0; c0 < full_columns; c0 += 8) {
     const Index strip = std::min<Index>(8, full_columns - c0);
@@ -58,8 +59,8 @@ void transpose_block(const double* from, Index from_ld, Index rows, Index column
 }
 
 void mirror_upper_to_lower(double* block, Index n, Index ld) {
-  // By square pieces of 8 (whole 64-byte lines of the lower part): the pieces above the
-  // diagonal transposed whole, the diagonal pieces element by element.
+  // By square pieces of 8 (8 contiguous values per column of the lower part): the pieces
+  // above the diagonal transposed whole, the diagonal pieces element by element.
   constexpr Index kPiece = 8;
   for (Index j0 = 0; j0 < n; j0 += kPiece) {
     const Index j1 = std::min(n, j0 + kPiece);
