@@ -1,10 +1,10 @@
 #include "dictlearn/core/blas.hpp"
 
-#include <algorithm>
 
 #include <cblas.h>
 
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/transpose_block.hpp"
 
 namespace dictlearn::blas {
 namespace {
@@ -84,19 +84,7 @@ void syrk_upper<float>(float alpha, const MatrixT<float>& a, float beta, MatrixT
 
 template <typename Scalar>
 void symmetrize_from_upper(MatrixT<Scalar>& c) {
-  // Tile by tile: a plain transposed copy reads a new cache line for every element
-  // (stride n); a 16 x 16 tile reads 16 lines and writes them back 16 times.
-  constexpr Index kTile = 16;
-  const Index n = c.rows();
-  Scalar* data = c.data();
-  for (Index j0 = 0; j0 < n; j0 += kTile) {
-    const Index j1 = std::min(n, j0 + kTile);
-    for (Index i0 = j0; i0 < n; i0 += kTile) {  // lower tile (i0.., j0..) from upper (j0.., i0..)
-      const Index i1 = std::min(n, i0 + kTile);
-      for (Index j = j0; j < j1; ++j)
-        for (Index i = std::max(i0, j + 1); i < i1; ++i) data[i + j * n] = data[j + i * n];
-    }
-  }
+  mirror_upper_to_lower(c.data(), c.rows(), c.rows());
 }
 template void symmetrize_from_upper<double>(Matrix&);
 template void symmetrize_from_upper<float>(MatrixT<float>&);

@@ -9,7 +9,8 @@
 namespace dictlearn {
 namespace {
 
-void transpose_scalar(const double* from, Index from_ld, Index rows, Index columns, double* to,
+template <typename Scalar>
+void transpose_scalar(const Scalar* from, Index from_ld, Index rows, Index columns, Scalar* to,
                       Index to_ld) {
   // Pieces of 8 x 8: 16 lines of the L1 cache at any stride.
   constexpr Index kPiece = 8;
@@ -36,6 +37,7 @@ inline void transpose_4x4(const double* from, Index from_ld, double* to, Index t
 
 }  // namespace
 
+template <>
 void transpose_block(const double* from, Index from_ld, Index rows, Index columns, double* to,
                      Index to_ld) {
 #if defined(__AVX2__)
@@ -58,7 +60,14 @@ void transpose_block(const double* from, Index from_ld, Index rows, Index column
 #endif
 }
 
-void mirror_upper_to_lower(double* block, Index n, Index ld) {
+template <>
+void transpose_block(const float* from, Index from_ld, Index rows, Index columns, float* to,
+                     Index to_ld) {
+  transpose_scalar(from, from_ld, rows, columns, to, to_ld);
+}
+
+template <typename Scalar>
+void mirror_upper_to_lower(Scalar* block, Index n, Index ld) {
   // By square pieces of 8 (8 contiguous values per column of the lower part): the pieces
   // above the diagonal transposed whole, the diagonal pieces element by element.
   constexpr Index kPiece = 8;
@@ -70,5 +79,8 @@ void mirror_upper_to_lower(double* block, Index n, Index ld) {
       for (Index i = j0; i < j; ++i) block[j + i * ld] = block[i + j * ld];
   }
 }
+
+template void mirror_upper_to_lower<double>(double*, Index, Index);
+template void mirror_upper_to_lower<float>(float*, Index, Index);
 
 }  // namespace dictlearn

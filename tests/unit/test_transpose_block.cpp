@@ -41,13 +41,15 @@ TEST_CASE("transpose_block copies to(c, r) = from(r, c) and nothing else", "[gra
     }
 }
 
-TEST_CASE("mirror_upper_to_lower makes a block symmetric from its upper triangle", "[gram]") {
+TEMPLATE_TEST_CASE("mirror_upper_to_lower makes a block symmetric from its upper triangle",
+                   "[gram]", double, float) {
+  using MatrixType = dictlearn::MatrixT<TestType>;
   Random random(6);
   for (const Index n : {0, 1, 2, 4, 7, 8, 9, 16, 31, 64, 65}) {
     INFO("n=" << n);
     const Index ld = n == 64 ? 512 : n + 3;
-    Matrix full = gaussian(ld, n + 1, random);
-    const Matrix before = full;
+    MatrixType full = gaussian(ld, n + 1, random).cast<TestType>();
+    const MatrixType before = full;
     // The n x n block at (2, 1).
     dictlearn::mirror_upper_to_lower(full.data() + 2 + ld, n, ld);
     for (Index j = 0; j < full.cols(); ++j)
