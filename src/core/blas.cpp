@@ -1,6 +1,5 @@
 #include "dictlearn/core/blas.hpp"
 
-
 #include <cblas.h>
 
 #include "dictlearn/core/error.hpp"
