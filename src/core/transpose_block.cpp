@@ -1,6 +1,7 @@
 #include "dictlearn/core/transpose_block.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -37,32 +38,28 @@ inline void transpose_4x4(const double* from, Index from_ld, double* to, Index t
 
 }  // namespace
 
-template <>
-void transpose_block(const double* from, Index from_ld, Index rows, Index columns, double* to,
+template <typename Scalar>
+void transpose_block(const Scalar* from, Index from_ld, Index rows, Index columns, Scalar* to,
                      Index to_ld) {
 #if defined(__AVX2__)
-  // Strips of 8 columns of `from`: each 4-row step writes 8 contiguous values (64 bytes)
-  // into each of four columns of `to`.
-  const Index full_rows = rows / 4 * 4, full_columns = columns / 4 * 4;
-  for (Index c0 = 0; c0 < full_columns; c0 += 8) {
-    const Index strip = std::min<Index>(8, full_columns - c0);
-    for (Index r = 0; r < full_rows; r += 4)
-      for (Index c = c0; c < c0 + strip; c += 4)
-        transpose_4x4(from + r + c * from_ld, from_ld, to + c + r * to_ld, to_ld);
+  if constexpr (std::is_same_v<Scalar, double>) {
+    // Strips of 8 columns of `from`: each 4-row step writes 8 contiguous values (64 bytes)
+    // into each of four columns of `to`.
+    const Index full_rows = rows / 4 * 4, full_columns = columns / 4 * 4;
+    for (Index c0 = 0; c0 < full_columns; c0 += 8) {
+      const Index strip = std::min<Index>(8, full_columns - c0);
+      for (Index r = 0; r < full_rows; r += 4)
+        for (Index c = c0; c < c0 + strip; c += 4)
+          transpose_4x4(from + r + c * from_ld, from_ld, to + c + r * to_ld, to_ld);
+    }
+    // The edges: the last rows % 4 rows of the full columns, then the last columns.
+    transpose_scalar(from + full_rows, from_ld, rows - full_rows, full_columns,
+                     to + full_rows * to_ld, to_ld);
+    transpose_scalar(from + full_columns * from_ld, from_ld, rows, columns - full_columns,
+                     to + full_columns, to_ld);
+    return;
   }
-  // The edges: the last rows % 4 rows of the full columns, then the last columns.
-  transpose_scalar(from + full_rows, from_ld, rows - full_rows, full_columns,
-                   to + full_rows * to_ld, to_ld);
-  transpose_scalar(from + full_columns * from_ld, from_ld, rows, columns - full_columns,
-                   to + full_columns, to_ld);
-#else
-  transpose_scalar(from, from_ld, rows, columns, to, to_ld);
 #endif
-}
-
-template <>
-void transpose_block(const float* from, Index from_ld, Index rows, Index columns, float* to,
-                     Index to_ld) {
   transpose_scalar(from, from_ld, rows, columns, to, to_ld);
 }
 
@@ -80,6 +77,8 @@ void mirror_upper_to_lower(Scalar* block, Index n, Index ld) {
   }
 }
 
+template void transpose_block<double>(const double*, Index, Index, Index, double*, Index);
+template void transpose_block<float>(const float*, Index, Index, Index, float*, Index);
 template void mirror_upper_to_lower<double>(double*, Index, Index);
 template void mirror_upper_to_lower<float>(float*, Index, Index);
 
