@@ -1,6 +1,8 @@
 // online_update_bench: times one online (BCD) dictionary update, the rows of D updated by
 // every rank alone (split off) and shared by the ranks (split on), for a list of shapes,
-// to see when the row split pays and what one update costs.
+// to see when the row split pays and what one update costs. The split is timed twice: its
+// steps through MPI collectives, and (all ranks on one node) through node shared memory,
+// as `dictlearn train` runs it.
 //
 //   mpirun -n 2 online_update_bench [--shapes 64x256,128x512,784x256] [--reps 200]
 //                                   [--threads 1]
@@ -9,7 +11,8 @@
 // B = X C^T, Gaussian X and code values), the same on every rank; D starts from unit
 // Gaussian columns. Each call restarts from that D after a barrier and is timed by the
 // slowest rank. Rank 0 prints a Markdown table of best and median milliseconds per call
-// and the largest difference between the split and unsplit dictionaries (0: bitwise).
+// and the largest difference between the split and unsplit dictionaries (0: bitwise);
+// unsplit / split divides the best times, by shared memory where it was timed.
 // Run MPI with MPI_THREAD_FUNNELED (as the CLI does) when --threads > 1.
 
 #include <mpi.h>
@@ -18,12 +21,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/parallel/communicator.hpp"
+#include "dictlearn/parallel/node_shared_memory.hpp"
 #include "dictlearn/update/online_update.hpp"
 #include "time_calls.hpp"
 
@@ -53,8 +58,10 @@ struct Options {
         "\n"
         "Times one online (block-coordinate) dictionary update per shape, the rows of D updated "
         "by\n"
-        "every rank alone and split over the ranks; prints best and median milliseconds and the\n"
-        "largest difference between the two dictionaries (Markdown; 0 means bitwise the same).\n"
+        "every rank alone and split over the ranks (the split's steps through MPI, and through\n"
+        "node shared memory when all ranks share a node, as in dictlearn train); prints best\n"
+        "and median milliseconds and the largest difference between the dictionaries (Markdown;\n"
+        "0 means bitwise the same, '-' not timed).\n"
         "");
   MPI_Finalize();
   std::exit(0);
@@ -123,14 +130,16 @@ int main(int argc, char** argv) {
   int status = 0;
   {
     dictlearn::Communicator comm(MPI_COMM_WORLD);
+    const std::unique_ptr<dictlearn::Communicator> node = dictlearn::node_communicator(comm);
     const Options options = parse(argc, argv, comm.rank());
     try {
       if (comm.is_root()) {
         std::printf("# online update, %d ranks x %d threads, best and median of %d calls (ms)\n",
                     comm.size(), options.threads, options.reps);
         std::printf(
-            "| d x K | unsplit best | unsplit median | split best | split median "
-            "| unsplit / split | max diff |\n|---|---|---|---|---|---|---|\n");
+            "| d x K | unsplit best | unsplit median | split (MPI) best | split (MPI) median "
+            "| split (shared memory) best | split (shared memory) median | unsplit / split "
+            "| max diff |\n|---|---|---|---|---|---|---|---|---|\n");
       }
       for (const auto& [d, K] : options.shapes) {
         Matrix a, b, start;
@@ -145,15 +154,35 @@ int main(int argc, char** argv) {
           dictlearn::online_dictionary_update(a, b, unsplit, online);
         });
         online.split = dictlearn::RowSplit::on;
-        const auto shared = bench::time_calls(comm, options.reps, [&] {
+        const auto by_mpi = bench::time_calls(comm, options.reps, [&] {
           split = start;
           dictlearn::online_dictionary_update(a, b, split, online);
         });
-        if (comm.is_root())
-          std::printf("| %ldx%ld | %.4f | %.4f | %.4f | %.4f | %.2f | %.1e |\n", long(d), long(K),
-                      1e3 * alone.first, 1e3 * alone.second, 1e3 * shared.first,
-                      1e3 * shared.second, alone.first / shared.first,
-                      (unsplit - split).cwiseAbs().maxCoeff());
+        double difference = (unsplit - split).cwiseAbs().maxCoeff();
+        // The trainer's path on one node: the split's steps through node shared memory.
+        std::pair<double, double> by_memory{0.0, 0.0};  // not timed
+        if (node->size() == comm.size() && comm.size() > 1) {
+          dictlearn::NodeSharedMemory memory(
+              comm, dictlearn::online_update_shared_bytes(d, K, comm.rank(), comm.size()));
+          online.shared = &memory;
+          by_memory = bench::time_calls(comm, options.reps, [&] {
+            split = start;
+            dictlearn::online_dictionary_update(a, b, split, online);
+          });
+          online.shared = nullptr;
+          difference = std::max(difference, (unsplit - split).cwiseAbs().maxCoeff());
+        }
+        if (comm.is_root()) {
+          const bool timed_memory = by_memory.first > 0.0;
+          char memory_columns[64] = "- | -";
+          if (timed_memory)
+            std::snprintf(memory_columns, sizeof memory_columns, "%.4f | %.4f",
+                          1e3 * by_memory.first, 1e3 * by_memory.second);
+          std::printf("| %ldx%ld | %.4f | %.4f | %.4f | %.4f | %s | %.2f | %.1e |\n", long(d),
+                      long(K), 1e3 * alone.first, 1e3 * alone.second, 1e3 * by_mpi.first,
+                      1e3 * by_mpi.second, memory_columns,
+                      alone.first / (timed_memory ? by_memory.first : by_mpi.first), difference);
+        }
         std::fflush(stdout);
       }
     } catch (const dictlearn::Error& error) {
