@@ -62,15 +62,21 @@ void GramTiles::compute(const Matrix& dictionary, Index index, double* gram, Ind
     transpose_block(upper, ld, t.rows, t.columns, gram + t.column + t.row * ld, ld);
 }
 
-void GramTiles::copy(Index index, const double* from, Index from_ld, double* to,
-                     Index to_ld) const {
+void GramTiles::copy_upper(Index index, const double* from, Index from_ld, double* to,
+                           Index to_ld) const {
   const Tile& t = tile(index);
-  const auto copy_block = [&](Index row, Index rows, Index column, Index columns) {
-    for (Index j = column; j < column + columns; ++j)
-      std::memcpy(to + row + j * to_ld, from + row + j * from_ld, sizeof(double) * size_t(rows));
-  };
-  copy_block(t.row, t.rows, t.column, t.columns);
-  if (t.row != t.column) copy_block(t.column, t.columns, t.row, t.rows);
+  for (Index j = t.column; j < t.column + t.columns; ++j)
+    std::memcpy(to + t.row + j * to_ld, from + t.row + j * from_ld,
+                sizeof(double) * size_t(t.rows));
+}
+
+void GramTiles::copy_upper_and_mirror(Index index, const double* from, Index from_ld, double* to,
+                                      Index to_ld) const {
+  copy_upper(index, from, from_ld, to, to_ld);
+  const Tile& t = tile(index);
+  if (t.row != t.column)  // from `to`, where the block now sits in cache
+    transpose_block(to + t.row + t.column * to_ld, to_ld, t.rows, t.columns,
+                    to + t.column + t.row * to_ld, to_ld);
 }
 
 void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads) {

@@ -48,10 +48,16 @@ TEST_CASE("gram_matrix is D^T D, bitwise the same for any thread count", "[gram]
     for (Index tile = tiles.count() - 1; tile >= 0; --tile)
       tiles.compute(dictionary, tile, reversed.data(), K);
     CHECK(reversed == one);
-    // copy() moves both blocks of a tile between arrays of different leading dimensions.
-    Matrix wide = Matrix::Zero(K + 5, K);
+    // copy_upper() moves a tile's upper block only; copy_upper_and_mirror() rebuilds both
+    // blocks from it, between arrays of different leading dimensions.
+    Matrix uppers = Matrix::Constant(K + 3, K, std::numeric_limits<double>::quiet_NaN());
     for (Index tile = 0; tile < tiles.count(); ++tile)
-      tiles.copy(tile, one.data(), K, wide.data(), K + 5);
+      tiles.copy_upper(tile, one.data(), K, uppers.data(), K + 3);
+    CHECK(uppers.topRows(K).triangularView<Eigen::Upper>().toDenseMatrix() ==
+          Matrix(one.triangularView<Eigen::Upper>()));
+    Matrix wide = Matrix::Constant(K + 5, K, std::numeric_limits<double>::quiet_NaN());
+    for (Index tile = 0; tile < tiles.count(); ++tile)
+      tiles.copy_upper_and_mirror(tile, uppers.data(), K + 3, wide.data(), K + 5);
     CHECK(wide.topRows(K) == one);
   }
 }

@@ -1,8 +1,9 @@
 #pragma once
 // The Gram matrix G = D^T D formed once per node instead of once per rank: the ranks of a
 // node (all holding the same D) each compute a share of G's tiles (core/gram_tiles.hpp),
-// publish them in node shared memory and copy the others'. Every tile is formed by the
-// same BLAS call as on one rank, so G is bitwise the same as gram_matrix()'s.
+// publish their upper blocks in node shared memory and copy (and mirror) the others'.
+// Every tile is formed by the same BLAS call as on one rank, so G is bitwise the same as
+// gram_matrix()'s.
 //
 // Every rank of the node must call compute() the same number of times with the same
 // dictionary, as with any collective.
