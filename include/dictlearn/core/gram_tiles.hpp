@@ -28,12 +28,12 @@ class GramTiles {
   /// upper block and, off the diagonal, the mirrored lower block.
   void compute(const Matrix& dictionary, Index tile, double* gram, Index ld) const;
   /// Copies only the upper block of tile `tile` (a diagonal tile whole) from one K x K
-  /// array to another, then mirrors it into `to`'s lower block: half the bytes read from
-  /// `from` for an off-diagonal tile, the same values as copy().
+  /// column-major array to another.
+  void copy_upper(Index tile, const double* from, Index from_ld, double* to, Index to_ld) const;
+  /// copy_upper(), then the block mirrored into `to`'s lower block: both blocks, the same
+  /// values, with half the bytes read from `from` for an off-diagonal tile.
   void copy_upper_and_mirror(Index tile, const double* from, Index from_ld, double* to,
                              Index to_ld) const;
-  /// Copies only the upper block of tile `tile` (a diagonal tile whole).
-  void copy_upper(Index tile, const double* from, Index from_ld, double* to, Index to_ld) const;
 
   /// Rows and columns of a tile: atoms [row, row + rows) x [column, column + columns).
   struct Tile {
