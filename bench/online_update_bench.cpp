@@ -154,13 +154,14 @@ int main(int argc, char** argv) {
           dictlearn::online_dictionary_update(a, b, unsplit, online);
         });
         online.split = dictlearn::RowSplit::on;
-        const auto by_mpi = bench::time_calls(comm, options.reps, [&] {
+        const auto split_update = [&] {
           split = start;
           dictlearn::online_dictionary_update(a, b, split, online);
-        });
+        };
+        const auto by_mpi = bench::time_calls(comm, options.reps, split_update);
         double difference = (unsplit - split).cwiseAbs().maxCoeff();
         // The trainer's path on one node: the split's steps through node shared memory.
-        std::pair<double, double> by_memory{0.0, 0.0};  // not timed
+        std::pair<double, double> by_memory{0.0, 0.0};  // timed if `memory` exists
         std::unique_ptr<dictlearn::NodeSharedMemory> memory;
         if (node->size() == comm.size() && comm.size() > 1) {
           try {  // thrown on every rank alike
@@ -176,23 +177,19 @@ int main(int argc, char** argv) {
         }
         if (memory) {
           online.shared = memory.get();
-          by_memory = bench::time_calls(comm, options.reps, [&] {
-            split = start;
-            dictlearn::online_dictionary_update(a, b, split, online);
-          });
+          by_memory = bench::time_calls(comm, options.reps, split_update);
           online.shared = nullptr;
           difference = std::max(difference, (unsplit - split).cwiseAbs().maxCoeff());
         }
         if (comm.is_root()) {
-          const bool timed_memory = by_memory.first > 0.0;
           char memory_columns[64] = "- | -";
-          if (timed_memory)
+          if (memory)
             std::snprintf(memory_columns, sizeof memory_columns, "%.4f | %.4f",
                           1e3 * by_memory.first, 1e3 * by_memory.second);
           std::printf("| %ldx%ld | %.4f | %.4f | %.4f | %.4f | %s | %.2f | %.1e |\n", long(d),
                       long(K), 1e3 * alone.first, 1e3 * alone.second, 1e3 * by_mpi.first,
                       1e3 * by_mpi.second, memory_columns,
-                      alone.first / (timed_memory ? by_memory.first : by_mpi.first), difference);
+                      alone.first / (memory ? by_memory.first : by_mpi.first), difference);
         }
         std::fflush(stdout);
       }
