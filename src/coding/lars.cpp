@@ -1,7 +1,6 @@
 #include "dictlearn/coding/lars.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 
 #include "dictlearn/core/error.hpp"
@@ -65,19 +64,29 @@ DICTLEARN_SCALAR_LOOPS void solve_lower_transposed(const MatrixT<Scalar>& factor
 }
 
 // out = sum_m w_m columns_m (first) or out += that sum, over K entries: M columns of the
-// Gram matrix in one pass over `out`.
+// Gram matrix in one pass over `out`. In Eigen's widest packets: GCC vectorised the plain
+// loop only 256 bits wide on AVX-512 machines (its default preference there), and this is
+// ~20 % of a LARS solve.
 template <int M, typename Scalar>
 void add_gram_columns(const Scalar* const (&columns)[M], const Scalar* w, Index K, bool first,
                       Scalar* out) {
-  const auto sum = [&](Index i) {
+  namespace simd = Eigen::internal;
+  using Packet = typename simd::packet_traits<Scalar>::type;
+  constexpr Index kWidth = simd::packet_traits<Scalar>::size;
+  Packet weights[M];
+  for (int m = 0; m < M; ++m) weights[m] = simd::pset1<Packet>(w[m]);
+  Index i = 0;
+  for (; i + kWidth <= K; i += kWidth) {
+    Packet value = simd::pmul(weights[0], simd::ploadu<Packet>(columns[0] + i));
+    for (int m = 1; m < M; ++m)
+      value = simd::pmadd(weights[m], simd::ploadu<Packet>(columns[m] + i), value);
+    if (!first) value = simd::padd(simd::ploadu<Packet>(out + i), value);
+    simd::pstoreu(out + i, value);
+  }
+  for (; i < K; ++i) {  // the same arithmetic, one entry at a time
     Scalar value = w[0] * columns[0][i];
-    for (int m = 1; m < M; ++m) value += w[m] * columns[m][i];
-    return value;
-  };
-  if (first) {
-    for (Index i = 0; i < K; ++i) out[i] = sum(i);
-  } else {
-    for (Index i = 0; i < K; ++i) out[i] += sum(i);
+    for (int m = 1; m < M; ++m) value = simd::pmadd(w[m], columns[m][i], value);
+    out[i] = first ? value : out[i] + value;
   }
 }
 
