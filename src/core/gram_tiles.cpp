@@ -1,6 +1,5 @@
 #include "dictlearn/core/gram_tiles.hpp"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -48,13 +47,15 @@ void GramTiles::compute(const Matrix& dictionary, Index index, double* gram, Ind
   double* upper = gram + t.row + t.column * ld;
   if (d == 0) {
     for (Index j = 0; j < t.columns; ++j) std::fill(upper + j * ld, upper + j * ld + t.rows, 0.0);
-  } else if (t.row == t.column) {
-    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, int(t.columns), int(d), 1.0,
-                dictionary.data() + t.column * d, int(d), 0.0, upper, int(ld));
   } else {
-    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, int(t.rows), int(t.columns), int(d), 1.0,
-                dictionary.data() + t.row * d, int(d), dictionary.data() + t.column * d, int(d),
-                0.0, upper, int(ld));
+    // Eigen's kernel, not OpenBLAS's: at 64 x 64 tiles its set-up is lighter (tiles of
+    // D^T D, one thread: 128 x 512 took 654 us against 755, 784 x 256 1024 against 1172).
+    // A diagonal tile is formed whole, both triangles; its upper one is mirrored below
+    // all the same, so that G is exactly symmetric whatever the kernel's order.
+    Eigen::Map<Matrix, 0, Eigen::OuterStride<>> block(upper, t.rows, t.columns,
+                                                      Eigen::OuterStride<>(ld));
+    block.noalias() = dictionary.middleCols(t.row, t.rows).transpose() *
+                      dictionary.middleCols(t.column, t.columns);
   }
   if (t.row == t.column)
     mirror_upper_to_lower(upper, t.columns, ld);

@@ -1,7 +1,7 @@
 #pragma once
 // The Gram matrix G = D^T D (K x K, both triangles) in fixed square tiles of the upper
-// triangle, each formed by one BLAS call (GEMM off the diagonal, SYRK on it) and mirrored
-// by whoever computes it. A tile's arithmetic does not depend on who computes it, so G is
+// triangle, each formed by one matrix product (Eigen's GEMM kernel, single-threaded) and
+// mirrored by whoever computes it. A tile's arithmetic does not depend on who computes it, so G is
 // bitwise the same whether one thread forms it, several threads share the tiles, or the
 // ranks of a node do (parallel/node_gram.hpp). One SYRK over all of D is not: its blocking
 // differs from the tiles' for some shapes (d = 130, K = 97 differed in the last bits).
@@ -47,7 +47,7 @@ class GramTiles {
   std::vector<double> work_before_;  // work of the tiles before each one, and the total
 };
 
-/// G = D^T D by tiles spread over `threads` OpenMP threads (BLAS single-threaded inside);
+/// G = D^T D by tiles spread over `threads` OpenMP threads (one product per tile);
 /// the result does not depend on the thread count.
 void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads);
 
