@@ -474,6 +474,8 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
       std::printf("warning: %s\n", skipped.c_str());
     std::string update_note;
     if (result.update_rows_split) update_note = "rows split over the ranks";
+    if (result.update_on_one_thread)
+      update_note += cat(update_note.empty() ? "" : ", ", "sweep on 1 thread: timed faster");
     if (result.gram_shared)
       update_note += cat(update_note.empty() ? "" : ", ", "Gram matrix formed by the node's ranks");
     if (!update_note.empty()) update_note = " (" + update_note + ")";

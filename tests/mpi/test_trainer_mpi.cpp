@@ -151,7 +151,7 @@ TEST_CASE("statistics summed through node shared memory learn MPI_Allreduce's di
 
 TEST_CASE("a Gram matrix formed by the node's ranks learns the same dictionary, bitwise",
           "[mpi][gram]") {
-  // Every tile of G is the same BLAS call whoever forms it (core/gram_tiles.hpp).
+  // Every tile of G is the same product whoever forms it (core/gram_tiles.hpp).
   for (auto [coder, update] : {std::pair{CoderKind::lars, UpdateKind::online},
                                std::pair{CoderKind::omp, UpdateKind::mod}}) {
     TrainOptions options = small_training(coder, update);
@@ -163,6 +163,25 @@ TEST_CASE("a Gram matrix formed by the node's ranks learns the same dictionary, 
     CHECK(identical_on_all_ranks(shared.dictionary));
     CHECK(shared.dictionary == alone.dictionary);
   }
+}
+
+TEST_CASE("2 threads per rank learn the dictionary of 1 thread, bitwise", "[mpi][threads]") {
+  // With 64 rows the sweep can share them over 2 threads; the trainer times its first
+  // updates on 2 threads and on 1, alternating, and keeps the faster: D must not depend on
+  // any of it (nor the codes, the statistics and G, all split over the threads too).
+  SyntheticOptions data = small_data();
+  data.dim = 64;
+  data.samples = 1500;
+  TrainOptions options = small_training(CoderKind::lars, UpdateKind::online);
+  options.epochs = 2;
+  Communicator comm(MPI_COMM_WORLD);
+  SyntheticSource source(data);
+  const TrainResult one = train(comm, source, options);
+  options.threads = 2;
+  const TrainResult two = train(comm, source, options);
+  CHECK(!one.update_on_one_thread);
+  CHECK(identical_on_all_ranks(two.dictionary));
+  CHECK(two.dictionary == one.dictionary);
 }
 
 TEST_CASE("an HDF5 input gives the same result as the same rows generated in-process",

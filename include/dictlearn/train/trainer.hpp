@@ -158,6 +158,9 @@ struct TrainResult {
   bool interrupted = false;  ///< stopped early on request, after writing a checkpoint
   /// The online update's rows were split over the ranks (update-split on, or auto decided so).
   bool update_rows_split = false;
+  /// The online update's sweep runs on one of this rank's several threads: timed faster
+  /// than on all of them over the first updates.
+  bool update_on_one_thread = false;
   /// The ranks of this rank's node shared the coding (share_coding, > 1 rank per node, and
   /// room in its shared memory).
   bool coding_shared = false;
