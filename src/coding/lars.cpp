@@ -153,12 +153,15 @@ Scalar side_step(Scalar numerator, Scalar den, Scalar tiny) {
 // whole solve ~5 % slower); otherwise the side whose denominator counts is taken.
 // smallest_join's packets do the same arithmetic, lane by lane.
 template <bool kPositive, typename Scalar>
+bool join_plus_side(Scalar c, Scalar u, Scalar C, Scalar tiny) {
+  if (kPositive) return true;
+  const bool plus_ok = tiny < Scalar(1) - u, minus_ok = tiny < Scalar(1) + u;
+  return plus_ok && !(minus_ok && !(C * u <= c));
+}
+
+template <bool kPositive, typename Scalar>
 Scalar join_step(Scalar c, Scalar u, Scalar C, Scalar tiny, bool& plus_side) {
-  plus_side = true;
-  if (!kPositive) {
-    const bool plus_ok = tiny < Scalar(1) - u, minus_ok = tiny < Scalar(1) + u;
-    plus_side = plus_ok && !(minus_ok && !(C * u <= c));
-  }
+  plus_side = join_plus_side<kPositive>(c, u, C, tiny);
   return plus_side ? side_step(C - c, Scalar(1) - u, tiny) : side_step(C + c, Scalar(1) + u, tiny);
 }
 
@@ -444,10 +447,8 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       bool plus_side = true;
       if (j >= 0) {
         // The winner's side, by the same arithmetic as the scan.
-        if (positive)
-          join_step<true>(c[j], u[j], C, tiny_denominator, plus_side);
-        else
-          join_step<false>(c[j], u[j], C, tiny_denominator, plus_side);
+        plus_side = positive ? join_plus_side<true>(c[j], u[j], C, tiny_denominator)
+                             : join_plus_side<false>(c[j], u[j], C, tiny_denominator);
       }
       if (just_dropped >= 0) {
         blocked_(just_dropped) = Scalar(0);
