@@ -367,7 +367,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
           online.split = choose_row_split(online, d, K, fastest_update);
       }
       result.update_rows_split = online_update_splits_rows(online);
-      result.update_on_one_thread = threads > 1 && online.threads == 1;
+      result.update_on_one_thread =
+          thread_timed_updates == kThreadTimedUpdates && threads > 1 && online.threads == 1;
     } else if (options.update == UpdateKind::hebbian) {
       hebbian_dictionary_update(a, b, dictionary, hebbian_rate(hebbian, state.step), hebbian);
     } else if (distributed_mod) {
