@@ -179,7 +179,6 @@ TEST_CASE("2 threads per rank learn the dictionary of 1 thread, bitwise", "[mpi]
   const TrainResult one = train(comm, source, options);
   options.threads = 2;
   const TrainResult two = train(comm, source, options);
-  CHECK(!one.update_on_one_thread);
   CHECK(identical_on_all_ranks(two.dictionary));
   CHECK(two.dictionary == one.dictionary);
 }
