@@ -2,7 +2,7 @@
 // The Gram matrix G = D^T D formed once per node instead of once per rank: the ranks of a
 // node (all holding the same D) each compute a share of G's tiles (core/gram_tiles.hpp),
 // publish their upper blocks in node shared memory and copy (and mirror) the others'.
-// Every tile is formed by the same BLAS call as on one rank, so G is bitwise the same as
+// Every tile is formed by the same product as on one rank, so G is bitwise the same as
 // gram_matrix()'s.
 //
 // Every rank of the node must call compute() the same number of times with the same
