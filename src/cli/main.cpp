@@ -465,24 +465,31 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
   const double output_end = MPI_Wtime();
   if (comm.is_root()) {
     const PhaseTimes& t = result.times;
-    const std::string shared =
-        result.coding_shared
-            ? cat(" (", format_percent(result.coded_for_others, result.coded_samples),
-                  " of the samples coded by another rank of their node)")
-            : std::string();
+    std::string code_note;
+    if (result.coding_shared)
+      code_note = cat(format_percent(result.coded_for_others, result.coded_samples),
+                      " of the samples coded by another rank of their node");
+    if (result.reads_beside_coding > 0)
+      code_note += cat(code_note.empty() ? "" : ", ", "next minibatch read beside it ",
+                       result.reads_beside_coding, " times");
+    if (!code_note.empty()) code_note = " (" + code_note + ")";
     for (const std::string& skipped : result.node_sharing_skipped)
       std::printf("warning: %s\n", skipped.c_str());
     std::string update_note;
     if (result.update_rows_split) update_note = "rows split over the ranks";
     if (result.update_on_one_thread)
-      update_note += cat(update_note.empty() ? "" : ", ", "sweep on 1 thread: timed faster");
+      update_note += cat(update_note.empty() ? "" : ", ", "sweep on 1 thread",
+                         config.train.sweep_threads > 0 ? "" : ": timed faster");
+    if (result.reads_beside_sweep > 0)
+      update_note += cat(update_note.empty() ? "" : ", ", "next minibatch read beside the sweep ",
+                         result.reads_beside_sweep, " times");
     if (result.gram_shared)
       update_note += cat(update_note.empty() ? "" : ", ", "Gram matrix formed by the node's ranks");
     if (!update_note.empty()) update_note = " (" + update_note + ")";
     std::printf(
         "time (rank 0): read %.2f s, code %.2f s%s, statistics %.2f s, allreduce %.2f s%s, "
         "update %.2f s%s, checkpoint %.2f s\n",
-        t.read, t.code, shared.c_str(), t.statistics, t.reduce,
+        t.read, t.code, code_note.c_str(), t.statistics, t.reduce,
         result.reduced_in_node ? " (through node shared memory)" : "", t.update,
         update_note.c_str(), t.checkpoint);
     if (Index(result.history.size()) < epochs)

@@ -43,7 +43,8 @@ struct MinibatchCoder::Workspace {
 
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& samples, const MatrixT<Scalar>* warm_codes,
-               MatrixT<Scalar>& out, Vector* residual_sqnorms) {
+               MatrixT<Scalar>& out, Vector* residual_sqnorms,
+               const std::function<void()>& beside) {
     const Index n = samples.cols();
     if (team && warm_codes == nullptr) {
       // The same D^T X and norms, computed by their owner into node shared memory; the
@@ -53,7 +54,7 @@ struct MinibatchCoder::Workspace {
       correlate(dictionary, samples, shared.dtx);
       shared.x_sqnorms = samples.colwise().squaredNorm().transpose();
       team->publish(n);
-      const Index nonzeros = encoder.encode_shared(*team, dictionary, gram);
+      const Index nonzeros = encoder.encode_shared(*team, dictionary, gram, beside);
       out = shared.codes;
       if (residual_sqnorms != nullptr) *residual_sqnorms = shared.residual_sqnorms;
       return nonzeros;
@@ -62,7 +63,7 @@ struct MinibatchCoder::Workspace {
     correlate(dictionary, samples, dtx);
     x_sqnorms = samples.colwise().squaredNorm().transpose();
     return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
-                          residual_sqnorms);
+                          residual_sqnorms, beside);
   }
 };
 
@@ -115,15 +116,16 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
 }
 
 Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes,
-                             Vector* residual_sqnorms) {
+                             Vector* residual_sqnorms, const std::function<void()>& beside) {
   DICTLEARN_ASSERT(dictionary_.cols() == gram_.cols());  // set_dictionary was called
-  if (double_) return double_->encode(dictionary_, gram_, x, warm_codes, codes, residual_sqnorms);
+  if (double_)
+    return double_->encode(dictionary_, gram_, x, warm_codes, codes, residual_sqnorms, beside);
   Workspace<float>& w = *float_;
   w.x = x.cast<float>();
   if (warm_codes != nullptr) w.warm = warm_codes->cast<float>();
   const Index nonzeros =
       w.encode(w.dictionary, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr, w.codes,
-               residual_sqnorms);
+               residual_sqnorms, beside);
   codes = w.codes.cast<double>();
   return nonzeros;
 }

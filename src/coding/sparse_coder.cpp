@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 #include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/error.hpp"
@@ -12,6 +13,16 @@
 
 namespace dictlearn {
 namespace {
+
+// Runs `task`; what it throws comes back instead of leaving an OpenMP region.
+std::exception_ptr run_caught(const std::function<void()>& task) {
+  try {
+    task();
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
+}
 
 const char* const kCoderNames[] = {"lars", "lar", "cd", "omp", "threshold", "fista", "lca"};
 
@@ -212,7 +223,8 @@ template <typename Scalar>
 Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                                     const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                                     const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
-                                    const MatrixT<Scalar>* warm_codes, Vector* residual_sqnorms) {
+                                    const MatrixT<Scalar>* warm_codes, Vector* residual_sqnorms,
+                                    const std::function<void()>& beside) {
   const Index n = dtx.cols();
   DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
   if (warm_codes != nullptr) {
@@ -224,28 +236,39 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
   const Settings s = settings(gram, warm_codes != nullptr);
   if (residual_sqnorms != nullptr) residual_sqnorms->resize(n);
   Index nonzeros = 0;
+  std::exception_ptr beside_error;  // exceptions must not leave the OpenMP region
   // Each code depends on its own sample only, so dynamic scheduling (path lengths vary)
-  // keeps results bitwise reproducible whatever thread computes them.
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 8) reduction(+ : nonzeros)
-  for (Index j = 0; j < n; ++j) {
+  // keeps results bitwise reproducible whatever thread computes them; the thread that
+  // runs `beside` first joins late.
+#pragma omp parallel num_threads(threads_) reduction(+ : nonzeros)
+  {
     const std::size_t t = std::size_t(omp_get_thread_num());
-    nonzeros += solve_one(t, s, dictionary, gram, dtx.col(j), x.col(j), x_sqnorms(j), codes.col(j));
-    // While the code is in cache.
-    if (residual_sqnorms != nullptr)
-      (*residual_sqnorms)(j) = residual_sqnorm_from_gram<Scalar>(gram, dtx.col(j), x_sqnorms(j),
-                                                                 codes.col(j), support_[t].data());
+    if (beside && t == 0) beside_error = run_caught(beside);
+#pragma omp for schedule(dynamic, 8) nowait
+    for (Index j = 0; j < n; ++j) {
+      nonzeros +=
+          solve_one(t, s, dictionary, gram, dtx.col(j), x.col(j), x_sqnorms(j), codes.col(j));
+      // While the code is in cache.
+      if (residual_sqnorms != nullptr)
+        (*residual_sqnorms)(j) = residual_sqnorm_from_gram<Scalar>(
+            gram, dtx.col(j), x_sqnorms(j), codes.col(j), support_[t].data());
+    }
   }
+  if (beside_error) std::rethrow_exception(beside_error);
   return nonzeros;
 }
 
 template <typename Scalar>
 Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
                                            const MatrixT<Scalar>& dictionary,
-                                           const MatrixT<Scalar>& gram) {
+                                           const MatrixT<Scalar>& gram,
+                                           const std::function<void()>& beside) {
   const Settings s = settings(gram, false);
+  std::exception_ptr beside_error;
 #pragma omp parallel num_threads(threads_)
   {
     const std::size_t t = std::size_t(omp_get_thread_num());
+    if (beside && t == 0) beside_error = run_caught(beside);
     typename NodeCodingTeam<Scalar>::Claim claim;
     for (;;) {
       if (team.claim(claim)) {
@@ -269,6 +292,7 @@ Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
       }
     }
   }
+  if (beside_error) std::rethrow_exception(beside_error);
   return team.mine_nonzeros();
 }
 

@@ -453,6 +453,12 @@ const std::vector<KeyHandler>& handlers() {
                  [](RunConfig& c) -> double& { return c.train.forget_rate; }),
       integer_key("update-passes", "online: block-coordinate sweeps per minibatch",
                   [](RunConfig& c) -> Index& { return c.train.online.passes; }),
+      integer_key("sweep-threads",
+                  "online: threads of each sweep, at most --threads (0: the faster of all and "
+                  "one, timed over the first updates; at small d one can be faster); while a "
+                  "rank sweeps on one of several threads, its main thread reads the next "
+                  "minibatch. Same D bitwise",
+                  [](RunConfig& c) -> int& { return c.train.sweep_threads; }),
       choice_key(
           "update-split",
           "online: the ranks of a node share the update, each its own rows of D (one small "

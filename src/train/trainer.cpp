@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -83,6 +84,8 @@ void validate(const TrainOptions& o) {
   if (!(o.forget_rate > 0.0) || !std::isfinite(o.forget_rate))
     throw Error("forget-rate must be a finite number > 0");
   if (o.online.passes < 1) throw Error("update-passes must be >= 1");
+  if (o.sweep_threads < 0)
+    throw Error(cat("sweep-threads must be >= 0 (got ", o.sweep_threads, ")"));
   if (!(o.hebbian.rate > 0.0) || !std::isfinite(o.hebbian.rate))
     throw Error("hebbian-rate must be a finite number > 0");
   if (!(o.hebbian.decay >= 0.0) || !std::isfinite(o.hebbian.decay))
@@ -222,6 +225,14 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   Matrix x, codes;
   Vector residuals, penalty;
   std::vector<Index> rows;
+  // The next minibatch, when it was read while the online sweep ran (see update_dictionary).
+  struct NextMinibatch {
+    Index t = -1;  // which minibatch; -1: none read ahead
+    Index samples = 0;
+    Matrix x;
+    std::vector<Index> rows;
+    std::string failure;
+  } next;
   const Index replace_period =
       options.replacement.period > 0
           ? options.replacement.period
@@ -344,15 +355,67 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   // for itself: D does not depend on the thread count).
   constexpr int kThreadTimedUpdates = 6;
   int thread_timed_updates = 0;
+  int online_updates = 0;
+  if (options.sweep_threads > 0) {  // given: nothing to time
+    online.threads = std::min(threads, options.sweep_threads);
+    thread_timed_updates = kThreadTimedUpdates;
+  }
+  bool read_beside_sweep = false;  // see update_dictionary
+  // Otherwise, with several threads on every rank, the main thread reads the next minibatch
+  // while the others start coding this one (reads are collective: all ranks or none).
+  bool read_beside_coding = false;
+  {
+    double able = threads > 1 ? 1.0 : 0.0;
+    comm.allreduce_sum(&able, 1);
+    read_beside_coding = able == double(comm.size());
+  }
   double fastest_by_threads[2] = {std::numeric_limits<double>::infinity(),
                                   std::numeric_limits<double>::infinity()};
-  // The update rule on the current statistics; the same result on every rank.
-  const auto update_dictionary = [&] {
+  // Reads minibatch t into `next` (collective over the ranks, like every read).
+  const auto read_ahead = [&](Index t) {
+    next.failure.clear();
+    next.samples = loader.load(t, next.x, next.rows, next.failure);
+    normalize_samples(options.normalize, next.x);
+    next.t = t;
+  };
+  // The update rule on the current statistics; the same result on every rank. With
+  // `read_next` >= 0 and a sweep that runs on one thread while this rank has more, the
+  // main thread reads minibatch read_next meanwhile (into `next`) instead of idling: MPI
+  // calls stay on the main thread (MPI_THREAD_FUNNELED), and such a sweep makes none (its
+  // rows are not split over ranks).
+  const auto update_dictionary = [&](Index read_next = -1) {
     if (options.update == UpdateKind::online) {
       const bool choosing_threads = threads > 1 && thread_timed_updates < kThreadTimedUpdates;
       if (choosing_threads) online.threads = thread_timed_updates % 2 == 0 ? threads : 1;
+      const bool beside = read_next >= 0 && read_beside_sweep;
       const double start = MPI_Wtime();
-      online_dictionary_update(a, b, dictionary, online);
+      if (beside) {
+        // Exceptions must not leave an OpenMP region: kept, rethrown after it.
+        std::exception_ptr read_error, sweep_error;
+#pragma omp parallel num_threads(2)
+        {
+          const bool alone = omp_get_num_threads() < 2;
+          if (omp_get_thread_num() == 0) {
+            try {
+              read_ahead(read_next);
+            } catch (...) {
+              read_error = std::current_exception();
+            }
+          }
+          if (alone || omp_get_thread_num() == 1) {
+            try {
+              online_dictionary_update(a, b, dictionary, online);
+            } catch (...) {
+              sweep_error = std::current_exception();
+            }
+          }
+        }
+        if (read_error) std::rethrow_exception(read_error);
+        if (sweep_error) std::rethrow_exception(sweep_error);
+        ++result.reads_beside_sweep;
+      } else {
+        online_dictionary_update(a, b, dictionary, online);
+      }
       const double seconds = MPI_Wtime() - start;
       if (choosing_threads) {
         double& fastest = fastest_by_threads[online.threads == 1 ? 1 : 0];
@@ -365,6 +428,17 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         // Every rank counts the same updates, so all reach the collective decision together.
         if (++timed_updates == kSplitTimedUpdates)
           online.split = choose_row_split(online, d, K, fastest_update);
+      }
+      // Reads are collective and must come in the same order as the other collectives on
+      // every rank, so either all ranks read beside the sweep or none: decided together
+      // once the thread count and the row split are (every rank counts the same updates).
+      if (++online_updates == kThreadTimedUpdates) {
+        double able = threads > 1 && online.threads == 1 && online.split != RowSplit::automatic &&
+                              !online_update_splits_rows(online)
+                          ? 1.0
+                          : 0.0;
+        comm.allreduce_sum(&able, 1);
+        read_beside_sweep = able == double(comm.size());
       }
       result.update_rows_split = online_update_splits_rows(online);
       result.update_on_one_thread =
@@ -423,14 +497,33 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         clock = now;
       };
       std::string failure;
-      const Index n = loader.load(t, x, rows, failure);
-      if (warm) code_loader->load(t, warm_codes, warm_rows, failure);
-      normalize_samples(options.normalize, x);
+      Index n = 0;
+      if (next.t == t) {  // read during the last update
+        std::swap(x, next.x);
+        std::swap(rows, next.rows);
+        std::swap(failure, next.failure);
+        n = next.samples;
+        next.t = -1;
+      } else {
+        n = loader.load(t, x, rows, failure);
+        if (warm) code_loader->load(t, warm_codes, warm_rows, failure);
+        normalize_samples(options.normalize, x);
+      }
       lap(times.read);
       // D^T X and the codes (one GEMM, then per-sample solvers on K-sized data), and
       // ||x - D c||^2 from G and D^T X for the objective and the replacement candidates
       // (training uses the squared loss only).
-      const Index nonzeros = coder.encode(x, codes, warm ? &warm_codes : nullptr, &residuals);
+      // The next minibatch of this epoch, if not read yet (and not with warm codes, which
+      // come from a second loader).
+      const Index ahead = t + 1 < schedule.batches_per_epoch() && !warm ? t + 1 : -1;
+      std::function<void()> beside;
+      if (read_beside_coding && !read_beside_sweep && ahead >= 0)
+        beside = [&] {
+          read_ahead(ahead);
+          ++result.reads_beside_coding;
+        };
+      const Index nonzeros =
+          coder.encode(x, codes, warm ? &warm_codes : nullptr, &residuals, beside);
       result.coded_samples += n;
       lap(times.code);
 
@@ -472,7 +565,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         // Hebbian steps on this minibatch's means; the other rules on the online sums.
         packed.add_to(options.update == UpdateKind::hebbian ? 0.0 : beta, 1.0 / global_batch, a, b,
                       threads);
-        update_dictionary();
+        update_dictionary(ahead >= 0 && next.t != ahead ? ahead : -1);
         if (options.replacement.enabled && state.window_batches >= replace_period)
           state.replaced += replace_atoms();
       } else {

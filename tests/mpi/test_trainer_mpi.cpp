@@ -183,6 +183,63 @@ TEST_CASE("2 threads per rank learn the dictionary of 1 thread, bitwise", "[mpi]
   CHECK(two.dictionary == one.dictionary);
 }
 
+TEST_CASE("reading the next minibatch beside the coding or the sweep changes nothing",
+          "[mpi][threads][hdf5]") {
+  // With 2 threads the main thread reads the next minibatch from the file (collective
+  // reads) while the other codes; once the sweep runs on 1 thread (from the 6th update,
+  // decided by all ranks together), while the other sweeps. Atom replacement (collective
+  // too, every 3 minibatches here) must keep its place among the collectives.
+  Communicator comm(MPI_COMM_WORLD);
+  const std::string path = "mpi_test_beside_" + std::to_string(world_size()) + ".h5";
+  SyntheticSource source(small_data());
+  Matrix all(source.dim(), source.samples());
+  source.read_rows(0, source.samples(), all.data());
+  if (comm.is_root()) write_matrix_file(path, "/X", all);
+  comm.barrier();
+  TrainOptions options = small_training(CoderKind::lars, UpdateKind::online);
+  options.replacement.period = 3;
+  options.replacement.min_usage = 0.3;  // atoms used by <= 30 % of a window: some
+  Hdf5SampleSource file(comm, DatasetLocation::parse(path));
+  const TrainResult one = train(comm, file, options);
+  CHECK(one.reads_beside_sweep + one.reads_beside_coding == 0);
+  Index replaced = 0;
+  for (const EpochRecord& epoch : one.history) replaced += epoch.replaced_atoms;
+  CHECK(replaced > 0);  // replacement did run
+  // 3 epochs of 47 minibatches (3000 / 64); the last of each epoch has no next one to read.
+  const Index reads_ahead = 3 * 46;
+  options.threads = 2;
+  for (const int sweep_threads : {1, 2}) {
+    INFO("sweep threads " << sweep_threads);
+    options.sweep_threads = sweep_threads;
+    const TrainResult two = train(comm, file, options);
+    CHECK(two.reads_beside_sweep == (sweep_threads == 1 ? reads_ahead - 6 : 0));
+    CHECK(two.reads_beside_coding == (sweep_threads == 1 ? 6 : reads_ahead));
+    CHECK(two.update_on_one_thread == (sweep_threads == 1));
+    CHECK(two.dictionary == one.dictionary);
+    for (size_t e = 0; e < one.history.size(); ++e)
+      CHECK(two.history[e].replaced_atoms == one.history[e].replaced_atoms);
+  }
+
+  // A bad value read ahead fails like any other, with its row named.
+  comm.barrier();
+  const Index bad_row = 2999;
+  if (comm.is_root()) {
+    all(3, bad_row) = std::nan("");
+    write_matrix_file(path, "/X", all);
+  }
+  comm.barrier();
+  Hdf5SampleSource bad_file(comm, DatasetLocation::parse(path));
+  options.sweep_threads = 1;  // reads beside the coding, then beside the sweep
+  try {
+    train(comm, bad_file, options);
+    FAIL("training on a file with a NaN did not fail");
+  } catch (const AgreedError& error) {
+    CHECK(std::string(error.what()).find("row 2999") != std::string::npos);
+  }
+  comm.barrier();
+  if (comm.is_root()) std::remove(path.c_str());
+}
+
 TEST_CASE("an HDF5 input gives the same result as the same rows generated in-process",
           "[mpi][hdf5]") {
   Communicator comm(MPI_COMM_WORLD);

@@ -318,6 +318,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.virtual_shards = 48;
   c.train.forget_rate = 2.0 / 3.0;
   c.train.online.passes = 4;
+  c.train.sweep_threads = 2;
   c.train.online.split = dictlearn::RowSplit::off;
   c.train.share_coding = false;
   c.train.share_gram = false;

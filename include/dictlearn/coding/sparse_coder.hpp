@@ -17,6 +17,7 @@
 // `positive` (a >= 0) is available for lars, cd, threshold, fista and lca; like scikit-learn,
 // omp and lar refuse it.
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -86,17 +87,20 @@ class BatchEncoderT {
   /// exact and greedy coders do not need a starting point and ignore it.
   /// `residual_sqnorms`, if given, receives ||x_j - D a_j||^2 per sample (see
   /// residual_sqnorm_from_gram).
+  /// `beside`, if given, runs once on the calling thread before it joins the coding; the
+  /// team's other threads code meanwhile (the trainer reads the next minibatch there).
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
-               const MatrixT<Scalar>* warm_codes = nullptr, Vector* residual_sqnorms = nullptr);
+               const MatrixT<Scalar>* warm_codes = nullptr, Vector* residual_sqnorms = nullptr,
+               const std::function<void()>& beside = {});
 
   /// Codes this round of `team` (coding/node_coding_team.hpp): this rank's published
   /// samples first, then chunks of the other ranks' while any are left, until all of this
   /// rank's are coded (by whichever rank). Cold starts only. Returns this rank's nonzeros;
   /// its codes and residual norms are in team.mine(n). Bitwise the same as encode().
   Index encode_shared(NodeCodingTeam<Scalar>& team, const MatrixT<Scalar>& dictionary,
-                      const MatrixT<Scalar>& gram);
+                      const MatrixT<Scalar>& gram, const std::function<void()>& beside = {});
 
   const CoderOptions& options() const { return options_; }
   /// Whether the solver reads the samples themselves (not only D^T X and ||x||^2).

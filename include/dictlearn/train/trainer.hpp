@@ -76,6 +76,10 @@ struct TrainOptions {
   Index virtual_shards = 24;  ///< see MinibatchSchedule; must be >= ranks
   Index chunk_rows = 4096;    ///< rows per read and per shard buffer
   int threads = 0;            ///< OpenMP threads per rank (0: OpenMP default)
+  /// Online: threads of the update's sweep, at most `threads` (0: the faster of all and
+  /// one, timed over the first updates). While a rank with several threads sweeps on one,
+  /// its main thread reads the next minibatch. Same D whatever the count.
+  int sweep_threads = 0;
   /// The ranks of a node code each other's samples (coding/node_coding_team.hpp): a rank
   /// done with its part of a minibatch helps the slower ones. Same result bitwise.
   bool share_coding = true;
@@ -161,6 +165,13 @@ struct TrainResult {
   /// The online update's sweep runs on one of this rank's several threads: timed faster
   /// than on all of them over the first updates.
   bool update_on_one_thread = false;
+  /// Minibatches read by the main thread while the sweep ran on another (threads > 1 and
+  /// the sweep on one); their read time is inside PhaseTimes::update.
+  Index reads_beside_sweep = 0;
+  /// Minibatches read by the main thread while the other threads coded the previous one
+  /// (threads > 1 on every rank, before or instead of reads beside the sweep); their read
+  /// time is inside PhaseTimes::code.
+  Index reads_beside_coding = 0;
   /// The ranks of this rank's node shared the coding (share_coding, > 1 rank per node, and
   /// room in its shared memory).
   bool coding_shared = false;
