@@ -227,12 +227,14 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
                                     const std::function<void()>& beside) {
   const Index n = dtx.cols();
   DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
-  if (warm_codes != nullptr) {
+  if (warm_codes != nullptr)
     DICTLEARN_ASSERT(warm_codes->rows() == dtx.rows() && warm_codes->cols() == n);
+  if (solver_clears_code())
+    codes.resize(dtx.rows(), n);  // no serial pass over K x n values that LARS zeroes anyway
+  else if (warm_codes != nullptr)
     codes = *warm_codes;
-  } else {
+  else
     codes.setZero(dtx.rows(), n);
-  }
   const Settings s = settings(gram, warm_codes != nullptr);
   if (residual_sqnorms != nullptr) residual_sqnorms->resize(n);
   Index nonzeros = 0;
@@ -276,7 +278,7 @@ Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
         Index nonzeros = 0;
         for (Index j = claim.begin; j < claim.end; ++j) {
           auto code = samples.codes.col(j);
-          code.setZero();
+          if (!solver_clears_code()) code.setZero();
           nonzeros += solve_one(t, s, dictionary, gram, samples.dtx.col(j), samples.x.col(j),
                                 samples.x_sqnorms(j), code);
           samples.residual_sqnorms(j) = residual_sqnorm_from_gram<Scalar>(

@@ -69,3 +69,36 @@ TEST_CASE("MinibatchCoder in double equals BatchEncoder; float agrees to float a
     CHECK(same_support >= n - 2);
   }
 }
+
+TEST_CASE("BatchEncoder overwrites every entry of a reused codes matrix, for every coder",
+          "[coding]") {
+  // The encoder skips zeroing the codes for the coders that clear each code themselves:
+  // nothing of a previous minibatch's codes may survive, with 1 or 2 threads, cold or warm.
+  Random random(405);
+  const Index d = 16, K = 32, n = 21;
+  const Matrix D = unit_columns(gaussian(d, K, random));
+  const Matrix x = gaussian(d, n, random);
+  const Matrix G = D.transpose() * D, dtx = D.transpose() * x;
+  const Vector x_sqnorms = x.colwise().squaredNorm().transpose();
+  const Matrix warm = 0.01 * Matrix::Ones(K, n);
+  for (CoderKind kind : {CoderKind::lars, CoderKind::lar, CoderKind::cd, CoderKind::omp,
+                         CoderKind::threshold, CoderKind::fista, CoderKind::lca}) {
+    for (const Matrix* start : {static_cast<const Matrix*>(nullptr), &warm}) {
+      for (const int threads : {1, 2}) {
+        INFO("coder " << dictlearn::to_string(kind) << (start ? " warm" : " cold") << ", "
+                      << threads << " threads");
+        CoderOptions options;
+        options.kind = kind;
+        options.lambda = 0.2;
+        options.nonzeros = 4;
+        dictlearn::BatchEncoder fresh_encoder(options, K, d, threads);
+        Matrix fresh;
+        fresh_encoder.encode(D, G, x, dtx, x_sqnorms, fresh, start);
+        dictlearn::BatchEncoder reused_encoder(options, K, d, threads);
+        Matrix reused = Matrix::Constant(K, n, 7.0);  // a previous minibatch's codes
+        reused_encoder.encode(D, G, x, dtx, x_sqnorms, reused, start);
+        CHECK(reused == fresh);
+      }
+    }
+  }
+}

@@ -117,6 +117,11 @@ class BatchEncoderT {
     OmpOptions omp;
   };
   Settings settings(const MatrixT<Scalar>& gram, bool warm) const;
+  // LARS (and LAR) set every entry of the code from zero whatever it held; the others
+  // start from it (zero, or the warm code).
+  bool solver_clears_code() const {
+    return options_.kind == CoderKind::lars || options_.kind == CoderKind::lar;
+  }
   Index solve_one(std::size_t thread, const Settings& settings, const MatrixT<Scalar>& dictionary,
                   const MatrixT<Scalar>& gram, const Eigen::Ref<const VectorT<Scalar>>& dtx,
                   const Eigen::Ref<const VectorT<Scalar>>& x, Scalar x_sqnorm,
