@@ -146,8 +146,8 @@ void PackedStatistics::pack_dense(const Matrix& x, const Matrix& codes) {
   for (double* e = extras(); e != buffer_.data() + buffer_.size(); ++e) *e = 0.0;
 }
 
-void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b,
-                              int threads) const {
+void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b, int threads,
+                              std::pair<Index, Index> b_rows) const {
   DICTLEARN_ASSERT(a.rows() == atoms_ && a.cols() == atoms_ && b.rows() == dim_ &&
                    b.cols() == atoms_);
   // A by blocks of 16 columns: the upper part of each column (contiguous), then the block
@@ -158,6 +158,10 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
   constexpr Index kTile = 16;
   const Index K = atoms_, tile_columns = (K + kTile - 1) / kTile;
   const Index cross_size = dim_ * atoms_;
+  const Index first_row = std::clamp<Index>(b_rows.first, 0, dim_);
+  const Index end_row =
+      b_rows.second < 0 ? dim_ : std::clamp<Index>(b_rows.second, first_row, dim_);
+  const bool all_rows = first_row == 0 && end_row == dim_;
   const double* packed_a = buffer_.data();  // (i, j), i <= j, at j (j + 1) / 2 + i
   const double* packed_b = buffer_.data() + triangle_;
   double* out_a = a.data();
@@ -179,8 +183,15 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
       transpose_block(out_a + j0 * K, K, j0, j1 - j0, out_a + j0, K);
       mirror_upper_to_lower(out_a + j0 + j0 * K, j1 - j0, K);
     }
+    if (all_rows) {
 #pragma omp for schedule(static) nowait
-    for (Index i = 0; i < cross_size; ++i) out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
+      for (Index i = 0; i < cross_size; ++i) out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
+    } else {
+#pragma omp for schedule(static) nowait
+      for (Index k = 0; k < K; ++k)
+        for (Index i = k * dim_ + first_row; i < k * dim_ + end_row; ++i)
+          out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
+    }
   }
 }
 

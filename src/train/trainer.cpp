@@ -461,8 +461,14 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const bool checkpointing = !checkpoint.path.empty();
   double last_checkpoint = MPI_Wtime();
   Index run_minibatches = 0;
+  // A row-split online update keeps only this rank's rows of B current (the sweep reads
+  // no others): a checkpoint first gathers the rest from their ranks.
+  const auto complete_b = [&] {
+    if (options.update == UpdateKind::online) online_update_gather_rows(online, b);
+  };
   const auto save = [&](double epoch_start) {
     const double now = MPI_Wtime();
+    complete_b();
     TrainState snapshot = state;  // timing fields as of now, the rest as is
     snapshot.epoch_seconds += agreed_seconds(comm, now - epoch_start);
     snapshot.elapsed += agreed_seconds(comm, now - start);
@@ -563,8 +569,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
         const double beta =
             online_forget_factor(state.step, Index(global_batch), options.forget_rate);
         // Hebbian steps on this minibatch's means; the other rules on the online sums.
+        // Once the online update's rows are split, only this rank's rows of B.
+        const std::pair<Index, Index> b_rows = options.update == UpdateKind::online
+                                                   ? online_update_own_rows(online, d)
+                                                   : std::pair<Index, Index>(0, d);
         packed.add_to(options.update == UpdateKind::hebbian ? 0.0 : beta, 1.0 / global_batch, a, b,
-                      threads);
+                      threads, b_rows);
         update_dictionary(ahead >= 0 && next.t != ahead ? ahead : -1);
         if (options.replacement.enabled && state.window_batches >= replace_period)
           state.replaced += replace_atoms();
@@ -623,6 +633,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   }
   if (state.epoch >= options.epochs) {
     state.epoch = options.epochs;
+    if (checkpointing) complete_b();  // the same choice on every rank
     TrainState final_state = state;
     final_state.elapsed += agreed_seconds(comm, MPI_Wtime() - start);
     if (checkpointing) write_checkpoint(comm, checkpoint, final_state);  // resuming it: no-op

@@ -471,6 +471,22 @@ bool online_update_splits_rows(const OnlineUpdateOptions& options) {
   return options.split == RowSplit::on && splittable(options);
 }
 
+std::pair<Index, Index> online_update_own_rows(const OnlineUpdateOptions& options, Index d) {
+  if (!online_update_splits_rows(options)) return {0, d};
+  const std::vector<Index> first_row =
+      first_rows(d, count_row_blocks(d), options.row_split->size());
+  const auto rank = size_t(options.row_split->rank());
+  return {first_row[rank], first_row[rank + 1]};
+}
+
+void online_update_gather_rows(const OnlineUpdateOptions& options, Matrix& m) {
+  if (!online_update_splits_rows(options)) return;
+  // Continues the node's sequence of shared-memory steps, as the next update will.
+  std::uint64_t sequence =
+      options.shared != nullptr ? last_published(*options.shared, SharedLayout::kCounter) : 0;
+  share_rows(*options.row_split, count_row_blocks(m.rows()), m, options.shared, &sequence);
+}
+
 RowSplit choose_row_split(const OnlineUpdateOptions& options, Index d, Index K,
                           double sweep_seconds) {
   const Index row_blocks = count_row_blocks(d);

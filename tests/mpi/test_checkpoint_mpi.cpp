@@ -74,8 +74,8 @@ TEST_CASE("stop and resume with the same rank count is bitwise identical", "[mpi
       LoadedCheckpoint loaded = load_checkpoint(comm, path, 2);
       CHECK(loaded.state.step == stop_at);
       options.stop_after = 0;
-      const TrainResult resumed = train(comm, source, options, Matrix(), nullptr, nullptr,
-                                        &loaded.state);
+      const TrainResult resumed =
+          train(comm, source, options, Matrix(), nullptr, nullptr, &loaded.state);
       CHECK_FALSE(resumed.interrupted);
       INFO("stop after " << stop_at << " minibatches");
       CHECK(resumed.dictionary == full.dictionary);  // bit for bit
@@ -84,6 +84,41 @@ TEST_CASE("stop and resume with the same rank count is bitwise identical", "[mpi
         CHECK(resumed.history[e].objective == full.history[e].objective);
     }
   }
+  comm.barrier();
+  if (comm.is_root()) remove_ring(path);
+}
+
+TEST_CASE("a row-split update's checkpoint holds all of B, and resumes bitwise",
+          "[mpi][checkpoint]") {
+  // Split over the ranks, each rank keeps only its own rows of B current; the checkpoint
+  // must still hold every row, bitwise those of an unsplit run (which learns the same D).
+  Communicator comm(MPI_COMM_WORLD);
+  const std::string path = unique_path(comm, "mpi_checkpoint_split");
+  SyntheticOptions data = checkpoint_data();
+  data.dim = 64;  // 4 blocks of 16 rows to split
+  SyntheticSource source(data);
+  TrainOptions options = checkpoint_training(UpdateKind::online, UpdateSchedule::minibatch, "");
+  options.online.split = RowSplit::on;
+  const TrainResult full = train(comm, source, options);
+  options.checkpoint.path = path;
+  options.stop_after = 37;
+  Matrix b_by_split[2];
+  LoadedCheckpoint split_checkpoint;
+  for (const RowSplit split : {RowSplit::off, RowSplit::on}) {
+    if (comm.is_root()) remove_ring(path);
+    comm.barrier();
+    options.online.split = split;
+    REQUIRE(train(comm, source, options).interrupted);
+    LoadedCheckpoint loaded = load_checkpoint(comm, path, 2);
+    REQUIRE(loaded.state.step == 37);
+    b_by_split[split == RowSplit::on ? 1 : 0] = loaded.state.b;
+    if (split == RowSplit::on) split_checkpoint = std::move(loaded);
+  }
+  CHECK(b_by_split[1] == b_by_split[0]);
+  options.stop_after = 0;
+  const TrainResult resumed =
+      train(comm, source, options, Matrix(), nullptr, nullptr, &split_checkpoint.state);
+  CHECK(resumed.dictionary == full.dictionary);
   comm.barrier();
   if (comm.is_root()) remove_ring(path);
 }

@@ -10,6 +10,7 @@
 // replacement policy decides what to do with them.
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "dictlearn/core/types.hpp"
 #include "dictlearn/update/atom_constraint.hpp"
@@ -64,6 +65,15 @@ std::size_t online_update_shared_bytes(Index d, Index K, int rank, int ranks);
 
 /// Whether online_dictionary_update will split the rows over options.row_split.
 bool online_update_splits_rows(const OnlineUpdateOptions& options);
+
+/// The rows [first, second) of D (d rows) this rank updates: all of them unless split.
+/// A split update reads only these rows of B.
+std::pair<Index, Index> online_update_own_rows(const OnlineUpdateOptions& options, Index d);
+
+/// When split: gives every rank of options.row_split all rows of `m` (d x K), each rank's
+/// own rows (online_update_own_rows) coming from it; collective over those ranks. A no-op
+/// otherwise.
+void online_update_gather_rows(const OnlineUpdateOptions& options, Matrix& m);
 
 /// Resolves RowSplit::automatic by measurement; collective over options.row_split. The
 /// split saves (1 - 1/P) of the sweep and adds passes K/8 + 1 small collectives (passes K
