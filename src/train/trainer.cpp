@@ -225,7 +225,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   Matrix x, codes;
   Vector residuals, penalty;
   std::vector<Index> rows;
-  // The next minibatch, when it was read while the online sweep ran (see update_dictionary).
+  // The next minibatch, when it was read ahead: while the other threads coded this one, or
+  // while one thread swept the update (see update_dictionary).
   struct NextMinibatch {
     Index t = -1;  // which minibatch; -1: none read ahead
     Index samples = 0;
