@@ -14,16 +14,6 @@
 namespace dictlearn {
 namespace {
 
-// Runs `task`; what it throws comes back instead of leaving an OpenMP region.
-std::exception_ptr run_caught(const std::function<void()>& task) {
-  try {
-    task();
-  } catch (...) {
-    return std::current_exception();
-  }
-  return nullptr;
-}
-
 const char* const kCoderNames[] = {"lars", "lar", "cd", "omp", "threshold", "fista", "lca"};
 
 LarsOptions lars_options(const CoderOptions& o) {

@@ -157,11 +157,9 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
   // does not depend on the thread count.
   constexpr Index kTile = 16;
   const Index K = atoms_, tile_columns = (K + kTile - 1) / kTile;
-  const Index cross_size = dim_ * atoms_;
   const Index first_row = std::clamp<Index>(b_rows.first, 0, dim_);
   const Index end_row =
       b_rows.second < 0 ? dim_ : std::clamp<Index>(b_rows.second, first_row, dim_);
-  const bool all_rows = first_row == 0 && end_row == dim_;
   const double* packed_a = buffer_.data();  // (i, j), i <= j, at j (j + 1) / 2 + i
   const double* packed_b = buffer_.data() + triangle_;
   double* out_a = a.data();
@@ -183,15 +181,10 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
       transpose_block(out_a + j0 * K, K, j0, j1 - j0, out_a + j0, K);
       mirror_upper_to_lower(out_a + j0 + j0 * K, j1 - j0, K);
     }
-    if (all_rows) {
 #pragma omp for schedule(static) nowait
-      for (Index i = 0; i < cross_size; ++i) out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
-    } else {
-#pragma omp for schedule(static) nowait
-      for (Index k = 0; k < K; ++k)
-        for (Index i = k * dim_ + first_row; i < k * dim_ + end_row; ++i)
-          out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
-    }
+    for (Index k = 0; k < K; ++k)
+      for (Index i = k * dim_ + first_row; i < k * dim_ + end_row; ++i)
+        out_b[i] = a_scale * out_b[i] + scale * packed_b[i];
   }
 }
 

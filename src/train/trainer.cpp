@@ -361,15 +361,16 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     online.threads = std::min(threads, options.sweep_threads);
     thread_timed_updates = kThreadTimedUpdates;
   }
+  // Whether `mine` holds on every rank (collective).
+  const auto on_all_ranks = [&comm](bool mine) {
+    double count = mine ? 1.0 : 0.0;
+    comm.allreduce_sum(&count, 1);
+    return count == double(comm.size());
+  };
   bool read_beside_sweep = false;  // see update_dictionary
   // Otherwise, with several threads on every rank, the main thread reads the next minibatch
   // while the others start coding this one (reads are collective: all ranks or none).
-  bool read_beside_coding = false;
-  {
-    double able = threads > 1 ? 1.0 : 0.0;
-    comm.allreduce_sum(&able, 1);
-    read_beside_coding = able == double(comm.size());
-  }
+  const bool read_beside_coding = on_all_ranks(threads > 1);
   double fastest_by_threads[2] = {std::numeric_limits<double>::infinity(),
                                   std::numeric_limits<double>::infinity()};
   // Reads minibatch t into `next` (collective over the ranks, like every read).
@@ -391,25 +392,13 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       const bool beside = read_next >= 0 && read_beside_sweep;
       const double start = MPI_Wtime();
       if (beside) {
-        // Exceptions must not leave an OpenMP region: kept, rethrown after it.
-        std::exception_ptr read_error, sweep_error;
+        std::exception_ptr read_error, sweep_error;  // rethrown after the region
 #pragma omp parallel num_threads(2)
         {
           const bool alone = omp_get_num_threads() < 2;
-          if (omp_get_thread_num() == 0) {
-            try {
-              read_ahead(read_next);
-            } catch (...) {
-              read_error = std::current_exception();
-            }
-          }
-          if (alone || omp_get_thread_num() == 1) {
-            try {
-              online_dictionary_update(a, b, dictionary, online);
-            } catch (...) {
-              sweep_error = std::current_exception();
-            }
-          }
+          if (omp_get_thread_num() == 0) read_error = run_caught([&] { read_ahead(read_next); });
+          if (alone || omp_get_thread_num() == 1)
+            sweep_error = run_caught([&] { online_dictionary_update(a, b, dictionary, online); });
         }
         if (read_error) std::rethrow_exception(read_error);
         if (sweep_error) std::rethrow_exception(sweep_error);
@@ -433,14 +422,10 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
       // Reads are collective and must come in the same order as the other collectives on
       // every rank, so either all ranks read beside the sweep or none: decided together
       // once the thread count and the row split are (every rank counts the same updates).
-      if (++online_updates == kThreadTimedUpdates) {
-        double able = threads > 1 && online.threads == 1 && online.split != RowSplit::automatic &&
-                              !online_update_splits_rows(online)
-                          ? 1.0
-                          : 0.0;
-        comm.allreduce_sum(&able, 1);
-        read_beside_sweep = able == double(comm.size());
-      }
+      if (++online_updates == kThreadTimedUpdates)
+        read_beside_sweep =
+            on_all_ranks(threads > 1 && online.threads == 1 &&
+                         online.split != RowSplit::automatic && !online_update_splits_rows(online));
       result.update_rows_split = online_update_splits_rows(online);
       result.update_on_one_thread =
           thread_timed_updates == kThreadTimedUpdates && threads > 1 && online.threads == 1;

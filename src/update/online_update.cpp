@@ -473,10 +473,10 @@ bool online_update_splits_rows(const OnlineUpdateOptions& options) {
 
 std::pair<Index, Index> online_update_own_rows(const OnlineUpdateOptions& options, Index d) {
   if (!online_update_splits_rows(options)) return {0, d};
-  const std::vector<Index> first_row =
-      first_rows(d, count_row_blocks(d), options.row_split->size());
-  const auto rank = size_t(options.row_split->rank());
-  return {first_row[rank], first_row[rank + 1]};
+  const Index row_blocks = count_row_blocks(d);
+  const int rank = options.row_split->rank(), ranks = options.row_split->size();
+  return {std::min(d, first_block_of(row_blocks, rank, ranks) * kRowBlock),
+          std::min(d, first_block_of(row_blocks, rank + 1, ranks) * kRowBlock)};
 }
 
 void online_update_gather_rows(const OnlineUpdateOptions& options, Matrix& m) {

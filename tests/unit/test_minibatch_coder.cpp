@@ -2,6 +2,8 @@
 // path gives the same supports and codes within float accuracy.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+
 #include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/core/random.hpp"
 #include "test_support.hpp"
@@ -23,14 +25,28 @@ Matrix unit_columns(Matrix m) {
   return m;
 }
 
+// A dictionary of unit atoms, samples, and what the encoders take of them.
+struct CodingProblem {
+  CodingProblem(std::uint64_t seed, Index d, Index K, Index n) {
+    Random random(seed);
+    D = unit_columns(gaussian(d, K, random));
+    x = gaussian(d, n, random);
+    G = D.transpose() * D;
+    dtx = D.transpose() * x;
+    x_sqnorms = x.colwise().squaredNorm().transpose();
+  }
+  Matrix D, x, G, dtx;
+  Vector x_sqnorms;
+};
+
 }  // namespace
 
 TEST_CASE("MinibatchCoder in double equals BatchEncoder; float agrees to float accuracy",
           "[coding]") {
-  Random random(404);
   const Index d = 24, K = 48, n = 60;
-  const Matrix D = unit_columns(gaussian(d, K, random));
-  const Matrix x = gaussian(d, n, random);
+  const CodingProblem p(404, d, K, n);
+  const Matrix &D = p.D, &x = p.x, &G = p.G, &dtx = p.dtx;
+  const Vector& x_sqnorms = p.x_sqnorms;
   for (CoderKind kind : {CoderKind::lars, CoderKind::omp, CoderKind::cd}) {
     CoderOptions options;
     options.kind = kind;
@@ -38,8 +54,6 @@ TEST_CASE("MinibatchCoder in double equals BatchEncoder; float agrees to float a
     options.nonzeros = 5;
     INFO("coder " << dictlearn::to_string(kind));
 
-    const Matrix G = D.transpose() * D, dtx = D.transpose() * x;
-    const Vector x_sqnorms = x.colwise().squaredNorm().transpose();
     dictlearn::BatchEncoder reference(options, K, d, 1);
     Matrix expected;
     const Index expected_nonzeros = reference.encode(D, G, x, dtx, x_sqnorms, expected);
@@ -74,12 +88,10 @@ TEST_CASE("BatchEncoder overwrites every entry of a reused codes matrix, for eve
           "[coding]") {
   // The encoder skips zeroing the codes for the coders that clear each code themselves:
   // nothing of a previous minibatch's codes may survive, with 1 or 2 threads, cold or warm.
-  Random random(405);
   const Index d = 16, K = 32, n = 21;
-  const Matrix D = unit_columns(gaussian(d, K, random));
-  const Matrix x = gaussian(d, n, random);
-  const Matrix G = D.transpose() * D, dtx = D.transpose() * x;
-  const Vector x_sqnorms = x.colwise().squaredNorm().transpose();
+  const CodingProblem p(405, d, K, n);
+  const Matrix &D = p.D, &x = p.x, &G = p.G, &dtx = p.dtx;
+  const Vector& x_sqnorms = p.x_sqnorms;
   const Matrix warm = 0.01 * Matrix::Ones(K, n);
   for (CoderKind kind : {CoderKind::lars, CoderKind::lar, CoderKind::cd, CoderKind::omp,
                          CoderKind::threshold, CoderKind::fista, CoderKind::lca}) {

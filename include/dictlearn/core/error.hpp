@@ -2,6 +2,7 @@
 // Two error channels (as in faiss): `Error` is thrown for caller mistakes and bad input
 // (bad parameters, missing files, NaN in data); DICTLEARN_ASSERT aborts on a broken
 // internal invariant, which no caller can fix.
+#include <exception>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -23,6 +24,18 @@ std::string cat(const Parts&... parts) {
   std::ostringstream out;
   (out << ... << parts);
   return out.str();
+}
+
+/// Runs `task` and returns what it threw (null if nothing): for work inside an OpenMP
+/// region, which no exception may leave; rethrow after the region.
+template <typename Task>
+std::exception_ptr run_caught(const Task& task) {
+  try {
+    task();
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
 }
 
 }  // namespace dictlearn
