@@ -168,6 +168,13 @@ def run_peer(a, ds, cfg):
     return rows
 
 
+def require_run(row, D):
+    """Stops at a failed dictlearn run: a comparison without it would mislead."""
+    if D is None:
+        dlcommon.die("dictlearn %s failed (rc %s): %s; log: %s" % (
+            row["layout"], row["rc"], row.get("error", "no dictionary written"), row["log"]))
+
+
 def epochs_text(epochs):
     return "%g epoch%s" % (epochs, "" if epochs == 1 else "s")
 
@@ -261,6 +268,7 @@ def run_all(a, started):
             k = rep % len(a.layout_list)
             for ranks, threads in a.layout_list[k:] + a.layout_list[:k]:
                 row, D = S.dictlearn(ds, cfg, ranks, threads, cfg["epochs"])
+                require_run(row, D)
                 S.evaluate(row, D, cfg)
                 row["epochs_trained"] = cfg["epochs"]
                 mine.append(row)
@@ -283,6 +291,7 @@ def run_all(a, started):
                                      data_path=run_suite.subset_file(a, cfg, n))
             else:
                 row, D = S.dictlearn(ds, cfg, ranks, threads, int(f), tag="curve%g" % f)
+            require_run(row, D)
             S.evaluate(row, D, cfg)
             row["epochs_trained"] = f
             mine.append(row)
@@ -313,10 +322,10 @@ def compare(ds, cfg, mine, peer, fastest):
     for r in mine:
         if r["layout"] == fastest and r.get("test_objective") is not None:
             curve.setdefault(r["epochs_trained"], []).append(r)
-    dl_points = sorted((median([r["internal_s"] for r in rs]),
-                        {"test_objective": median([r["test_objective"] for r in rs]),
-                         "epochs": e, "wall_s": median([r["wall_s"] for r in rs])})
-                       for e, rs in curve.items())
+    dl_points = sorted([(median([r["internal_s"] for r in rs]),
+                         {"test_objective": median([r["test_objective"] for r in rs]),
+                          "epochs": e, "wall_s": median([r["wall_s"] for r in rs])})
+                        for e, rs in curve.items()], key=lambda point: point[0])
     peer_points = [(p["training_s"], p) for p in peer if p.get("test_objective") is not None]
     best_peer = min((p for _, p in peer_points), key=lambda p: p["test_objective"])
     dl_main = median([r["test_objective"] for r in layouts[fastest]])
