@@ -259,7 +259,10 @@ def run_all(a, started):
     peer_rows, dl_rows, summary = [], [], []
     for ds in a.dataset_list:
         cfg = configs[ds]
-        rec = run_suite.ensure_dataset(a, ds, cfg)
+        try:
+            rec = run_suite.ensure_dataset(a, ds, cfg)
+        except RuntimeError as exc:
+            dlcommon.die("%s: %s" % (ds, exc))
         cfg.update(path=rec["path"], train=rec["train"], dim=rec["dim"])
         log("%s: %d x %d train, %d test; K=%d lambda=%g" % (
             ds, rec["train"], rec["dim"], rec["test"], cfg["K"], cfg["lam"]))
