@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <mlpack/methods/sparse_coding/sparse_coding.hpp>
 
