@@ -1,9 +1,14 @@
 #include "dictlearn/coding/lars.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "dictlearn/core/error.hpp"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace dictlearn {
 
@@ -214,6 +219,86 @@ void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Sca
   };
   first_minimum(K, packet_candidates, candidate, best, best_index);
 }
+
+#if defined(__AVX512F__)
+// smallest_join for double on AVX-512, without a division per atom: the quotients were
+// bound by the divider's throughput (~16 cycles per packet of 8). Each lane keeps the
+// numerator and denominator of its first minimum and compares a candidate by
+// cross-multiplying (the denominators are > 0); the lanes' conditions stay in mask
+// registers. Only the lanes' winners are divided, by the division the generic version
+// makes, so `best` is bitwise the winner's quotient; the winner is the same unless two
+// quotients tie within rounding (then either is the next event). On the patches' LARS
+// (lars_bench, 64 x 256, AVX-512 VM): 5.05 us a sample against 5.39. Two or four
+// independent sets of lanes (a shorter dependency chain) measured the same as one.
+template <bool kPositive>
+void smallest_join(double* c, const double* last_u, double last_gamma, const double* u,
+                   const double* blocked, Index K, double C, double tiny_denominator, double& best,
+                   Index& best_index) {
+  constexpr Index kWidth = 8;
+  const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+  const __m512i sign_bit = _mm512_set1_epi64(std::int64_t(1) << 63);
+  const __m512i none = _mm512_set1_epi64(-1);
+  const __m512d level = _mm512_set1_pd(C), tiny = _mm512_set1_pd(tiny_denominator);
+  const bool moved = last_gamma != 0.0;  // else last_u may be stale
+  const __m512d step = _mm512_set1_pd(last_gamma);
+  // Each lane's first minimum so far, numerator / denominator, and its atom (unset:
+  // +inf / 1 at -1).
+  __m512d lane_num = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  __m512d lane_den = one;
+  __m512i lane_index = none;
+  __m512i index = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i index_step = _mm512_set1_epi64(kWidth);
+  Index j = 0;
+  for (; j + kWidth <= K; j += kWidth) {
+    __m512d cj = _mm512_loadu_pd(c + j);
+    if (moved) {
+      cj = _mm512_fnmadd_pd(step, _mm512_loadu_pd(last_u + j), cj);
+      _mm512_storeu_pd(c + j, cj);
+    }
+    __m512d uj = _mm512_loadu_pd(u + j);
+    __mmask8 ok = _mm512_cmp_pd_mask(tiny, _mm512_sub_pd(one, uj), _CMP_LT_OQ);
+    if (!kPositive) {
+      // The - side is the + side of (-c, -u): flip the signs where it is taken.
+      const __mmask8 plus_ok = ok;
+      const __mmask8 minus_ok = _mm512_cmp_pd_mask(tiny, _mm512_add_pd(one, uj), _CMP_LT_OQ);
+      const __mmask8 le = _mm512_cmp_pd_mask(_mm512_mul_pd(level, uj), cj, _CMP_LE_OQ);
+      const __mmask8 flip = __mmask8(~(plus_ok & ~(minus_ok & ~le)));
+      cj = _mm512_castsi512_pd(
+          _mm512_mask_xor_epi64(_mm512_castpd_si512(cj), flip, _mm512_castpd_si512(cj), sign_bit));
+      uj = _mm512_castsi512_pd(
+          _mm512_mask_xor_epi64(_mm512_castpd_si512(uj), flip, _mm512_castpd_si512(uj), sign_bit));
+      ok = __mmask8(plus_ok | minus_ok);
+    }
+    // Candidates: a side counts, and the atom is not blocked (blocked_ is 0 or +inf).
+    ok = _mm512_mask_cmp_pd_mask(ok, _mm512_loadu_pd(blocked + j), zero, _CMP_EQ_OQ);
+    const __m512d num = _mm512_max_pd(_mm512_sub_pd(level, cj), zero);
+    const __m512d den = _mm512_sub_pd(one, uj);
+    const __mmask8 smaller = _mm512_mask_cmp_pd_mask(ok, _mm512_mul_pd(num, lane_den),
+                                                     _mm512_mul_pd(lane_num, den), _CMP_LT_OQ);
+    lane_num = _mm512_mask_mov_pd(lane_num, smaller, num);
+    lane_den = _mm512_mask_mov_pd(lane_den, smaller, den);
+    lane_index = _mm512_mask_mov_epi64(lane_index, smaller, index);
+    index = _mm512_add_epi64(index, index_step);
+  }
+  // Across the lanes: the smallest quotient and the lowest index holding it.
+  const __m512d lane_best = _mm512_div_pd(lane_num, lane_den);
+  best = _mm512_reduce_min_pd(lane_best);
+  const __mmask8 holds = __mmask8(_mm512_cmp_pd_mask(lane_best, _mm512_set1_pd(best), _CMP_EQ_OQ) &
+                                  _mm512_cmp_epi64_mask(lane_index, none, _MM_CMPINT_NE));
+  best_index = holds == 0 ? -1 : Index(_mm512_mask_reduce_min_epi64(holds, lane_index));
+  if (best_index < 0) best = std::numeric_limits<double>::infinity();
+  for (; j < K; ++j) {  // the tail, one atom at a time
+    if (moved) c[j] -= last_gamma * last_u[j];
+    bool plus_side;
+    const double value =
+        join_step<kPositive>(c[j], u[j], C, tiny_denominator, plus_side) + blocked[j];
+    if (value < best) {
+      best = value;
+      best_index = j;
+    }
+  }
+}
+#endif
 
 // The first atom of a path: the largest |c_j| (c_j if kPositive) over atoms [0, K) that
 // are not blocked, and the lowest index holding it (-inf and -1 if all are blocked), as
