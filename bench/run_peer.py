@@ -189,6 +189,12 @@ def reach(points, target, tolerance=REACH_TOLERANCE):
 
 def report_only(a):
     """Summaries from peer.csv, dictlearn.csv and run.json of an earlier run in --out."""
+    missing = [n for n in ("peer.csv", "dictlearn.csv", "run.json", "machine.json")
+               if not os.path.exists(os.path.join(a.out, n))]
+    if missing:
+        dlcommon.die("--report-only: %s has no %s (not the output of a run_peer.py run)" % (
+            a.out, ", ".join(missing)))
+
     def read(name):
         with open(os.path.join(a.out, name)) as fh:
             rows = list(csv.DictReader(fh))
@@ -392,7 +398,8 @@ def write_outputs(a, peer_rows, dl_rows, summary, build_seconds, total_seconds, 
               "|---|---|---|---|---|"]
         for l, v in sorted(s["layouts"].items()):
             L.append("| dictlearn, %s (median of %d) | %s | %s | %s | %.6f |" % (
-                epochs_text(s["epochs"]), a.repeats, l, fmt(v["own_s"]), fmt(v["wall_s"]), v["test_objective"]))
+                epochs_text(s["epochs"]), a.repeats, l, fmt(v["own_s"]), fmt(v["wall_s"]),
+                v["test_objective"]))
         L.append("")
         L += ["Objective against training time (dictlearn: layout %s; fractions of an epoch "
               "train on the first rows):" % s["fastest"], "",
@@ -443,9 +450,9 @@ def write_outputs(a, peer_rows, dl_rows, summary, build_seconds, total_seconds, 
                          "%.0fx faster." % (fmt(t), epochs_text(p["epochs"]),
                                             best["training_s"] / t))
             else:
+                last = s["dl_points"][-1][1]
                 L.append("- dictlearn's points do not reach that objective itself (the last: "
-                         "%s, %.6f)." % (epochs_text(s["dl_points"][-1][1]["epochs"]),
-                                                s["dl_points"][-1][1]["test_objective"]))
+                         "%s, %.6f)." % (epochs_text(last["epochs"]), last["test_objective"]))
         else:
             L.append("- dictlearn's points do not come within %.1f %% of mlpack's best "
                      "objective (%.6f)." % (100 * REACH_TOLERANCE, best["test_objective"]))
