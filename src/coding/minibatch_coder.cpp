@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/blas.hpp"
@@ -28,22 +29,37 @@ struct MinibatchCoder::Workspace {
 
   // D^T X in fixed blocks of kColumnBlock samples spread over the OpenMP threads (BLAS
   // itself runs single-threaded, see train/trainer.cpp); fixed blocks keep every column's
-  // arithmetic, and so the result, independent of the thread count.
+  // arithmetic, and so the result, independent of the thread count. In double, from the
+  // transposed dictionary where that is faster (core/transposed_dictionary.hpp): each
+  // column's arithmetic is the same whatever block it falls in.
   template <class Samples, class Products>
-  void correlate(const MatrixT<Scalar>& dictionary, const Samples& samples, Products& products) {
+  void correlate(const MatrixT<Scalar>& dictionary, const TransposedDictionary& transposed,
+                 const Samples& samples, Products& products) {
     constexpr Index kColumnBlock = 64;
     const Index n = samples.cols(), blocks = (n + kColumnBlock - 1) / kColumnBlock;
+    bool from_transposed = false;
+    if constexpr (std::is_same_v<Scalar, double>)
+      from_transposed = transposed.dim() == dictionary.rows() && transposed.suits_many_columns();
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
     for (Index block = 0; block < blocks; ++block) {
       const Index begin = block * kColumnBlock, width = std::min(kColumnBlock, n - begin);
+      if constexpr (std::is_same_v<Scalar, double>) {
+        if (from_transposed) {
+          transposed.multiply(0, transposed.atoms(), samples.data() + begin * samples.outerStride(),
+                              samples.outerStride(), width,
+                              products.data() + begin * products.outerStride(),
+                              products.outerStride());
+          continue;
+        }
+      }
       products.middleCols(begin, width).noalias() =
           dictionary.transpose() * samples.middleCols(begin, width);
     }
   }
 
-  Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
-               const MatrixT<Scalar>& samples, const MatrixT<Scalar>* warm_codes,
-               MatrixT<Scalar>& out, Vector* residual_sqnorms,
+  Index encode(const MatrixT<Scalar>& dictionary, const TransposedDictionary& transposed,
+               const MatrixT<Scalar>& gram, const MatrixT<Scalar>& samples,
+               const MatrixT<Scalar>* warm_codes, MatrixT<Scalar>& out, Vector* residual_sqnorms,
                const std::function<void()>& beside) {
     const Index n = samples.cols();
     if (team && warm_codes == nullptr) {
@@ -51,7 +67,7 @@ struct MinibatchCoder::Workspace {
       // codes come back from whichever rank solved them.
       auto shared = team->mine(n);
       if (encoder.reads_samples()) shared.x = samples;
-      correlate(dictionary, samples, shared.dtx);
+      correlate(dictionary, transposed, samples, shared.dtx);
       shared.x_sqnorms = samples.colwise().squaredNorm().transpose();
       team->publish(n);
       const Index nonzeros = encoder.encode_shared(*team, dictionary, gram, beside);
@@ -60,7 +76,7 @@ struct MinibatchCoder::Workspace {
       return nonzeros;
     }
     dtx.resize(dictionary.cols(), n);
-    correlate(dictionary, samples, dtx);
+    correlate(dictionary, transposed, samples, dtx);
     x_sqnorms = samples.colwise().squaredNorm().transpose();
     return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
                           residual_sqnorms, beside);
@@ -104,10 +120,11 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   // By tiles (core/gram_tiles.hpp) over the threads, or the node's ranks and their threads:
   // the same G bitwise either way.
   const int threads = double_ ? double_->threads : float_->threads;
+  transposed_.assign(dictionary);
   if (node_gram_)
-    node_gram_->compute(dictionary, gram_, threads);
+    node_gram_->compute(dictionary, transposed_, gram_, threads);
   else
-    gram_matrix(dictionary, gram_, threads);
+    gram_matrix(dictionary, transposed_, gram_, threads);
   dictionary_ = dictionary;
   if (float_) {
     float_->dictionary = dictionary.cast<float>();
@@ -119,13 +136,14 @@ Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_
                              Vector* residual_sqnorms, const std::function<void()>& beside) {
   DICTLEARN_ASSERT(dictionary_.cols() == gram_.cols());  // set_dictionary was called
   if (double_)
-    return double_->encode(dictionary_, gram_, x, warm_codes, codes, residual_sqnorms, beside);
+    return double_->encode(dictionary_, transposed_, gram_, x, warm_codes, codes, residual_sqnorms,
+                           beside);
   Workspace<float>& w = *float_;
   w.x = x.cast<float>();
   if (warm_codes != nullptr) w.warm = warm_codes->cast<float>();
   const Index nonzeros =
-      w.encode(w.dictionary, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr, w.codes,
-               residual_sqnorms, beside);
+      w.encode(w.dictionary, transposed_, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr,
+               w.codes, residual_sqnorms, beside);
   codes = w.codes.cast<double>();
   return nonzeros;
 }

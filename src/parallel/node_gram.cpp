@@ -31,6 +31,13 @@ double* NodeGram::buffer(std::uint64_t step) const {
 }
 
 void NodeGram::compute(const Matrix& dictionary, Matrix& gram, int threads) {
+  TransposedDictionary transposed;
+  transposed.assign(dictionary);
+  compute(dictionary, transposed, gram, threads);
+}
+
+void NodeGram::compute(const Matrix& dictionary, const TransposedDictionary& transposed,
+                       Matrix& gram, int threads) {
   const Index K = atoms_;
   DICTLEARN_ASSERT(dictionary.cols() == K);
   gram.resize(K, K);
@@ -51,7 +58,7 @@ void NodeGram::compute(const Matrix& dictionary, Matrix& gram, int threads) {
   {
     const auto [begin, end] = tiles_.part(omp_get_thread_num(), omp_get_num_threads(), first, last);
     for (Index tile = begin; tile < end; ++tile) {
-      tiles_.compute(dictionary, tile, gram.data(), K);
+      tiles_.compute(dictionary, transposed, tile, gram.data(), K);
       tiles_.copy_upper(tile, gram.data(), K, shared, K);
     }
   }

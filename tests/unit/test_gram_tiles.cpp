@@ -44,9 +44,11 @@ TEST_CASE("gram_matrix is D^T D, bitwise the same for any thread count", "[gram]
     // Tiles computed one by one in reverse order into a poisoned array: the same bits, and
     // every entry written.
     const GramTiles tiles(K);
+    dictlearn::TransposedDictionary transposed;
+    transposed.assign(dictionary);
     Matrix reversed = Matrix::Constant(K, K, std::numeric_limits<double>::quiet_NaN());
     for (Index tile = tiles.count() - 1; tile >= 0; --tile)
-      tiles.compute(dictionary, tile, reversed.data(), K);
+      tiles.compute(dictionary, transposed, tile, reversed.data(), K);
     CHECK(reversed == one);
     // copy_upper() moves a tile's upper block only; copy_upper_and_mirror() rebuilds both
     // blocks from it, between arrays of different leading dimensions.

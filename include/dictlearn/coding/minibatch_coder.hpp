@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "dictlearn/coding/sparse_coder.hpp"
+#include "dictlearn/core/transposed_dictionary.hpp"
 
 namespace dictlearn {
 
@@ -54,7 +55,8 @@ class MinibatchCoder {
   struct Workspace;
 
   Precision precision_;
-  Matrix dictionary_, gram_;  // the current D and G = D^T D, in double
+  Matrix dictionary_, gram_;         // the current D and G = D^T D, in double
+  TransposedDictionary transposed_;  // D^T, for G and (in double) D^T X
   std::unique_ptr<Workspace<double>> double_;
   std::unique_ptr<Workspace<float>> float_;
   std::unique_ptr<NodeGram> node_gram_;

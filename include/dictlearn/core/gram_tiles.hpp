@@ -1,13 +1,15 @@
 #pragma once
 // The Gram matrix G = D^T D (K x K, both triangles) in fixed square tiles of the upper
-// triangle, each formed by one matrix product (Eigen's GEMM kernel, single-threaded) and
-// mirrored by whoever computes it. A tile's arithmetic does not depend on who computes it, so G is
-// bitwise the same whether one thread forms it, several threads share the tiles, or the
-// ranks of a node do (parallel/node_gram.hpp). One SYRK over all of D is not: its blocking
-// differs from the tiles' for some shapes (d = 130, K = 97 differed in the last bits).
+// triangle, each formed from the transposed dictionary (core/transposed_dictionary.hpp;
+// a diagonal tile by its upper triangle only) and mirrored by whoever computes it. A tile's
+// arithmetic does not depend on who computes it, so G is bitwise the same whether one thread forms
+// it, several threads share the tiles, or the ranks of a node do (parallel/node_gram.hpp). One SYRK
+// over all of D is not: its blocking differs from the tiles' for some shapes (d = 130, K = 97
+// differed in the last bits).
 #include <utility>
 #include <vector>
 
+#include "dictlearn/core/transposed_dictionary.hpp"
 #include "dictlearn/core/types.hpp"
 
 namespace dictlearn {
@@ -25,8 +27,10 @@ class GramTiles {
   std::pair<Index, Index> part(int index, int parts, Index begin = 0, Index end = -1) const;
 
   /// Tile `tile` of D^T D into `gram` (column-major, leading dimension `ld` >= K): its
-  /// upper block and, off the diagonal, the mirrored lower block.
-  void compute(const Matrix& dictionary, Index tile, double* gram, Index ld) const;
+  /// upper block and, off the diagonal, the mirrored lower block. `transposed` holds the
+  /// same dictionary.
+  void compute(const Matrix& dictionary, const TransposedDictionary& transposed, Index tile,
+               double* gram, Index ld) const;
   /// Copies only the upper block of tile `tile` (a diagonal tile whole) from one K x K
   /// column-major array to another.
   void copy_upper(Index tile, const double* from, Index from_ld, double* to, Index to_ld) const;
@@ -48,7 +52,10 @@ class GramTiles {
 };
 
 /// G = D^T D by tiles spread over `threads` OpenMP threads (one product per tile);
-/// the result does not depend on the thread count.
+/// the result does not depend on the thread count. `transposed` holds the same dictionary.
+void gram_matrix(const Matrix& dictionary, const TransposedDictionary& transposed, Matrix& gram,
+                 int threads);
+/// The same, transposing the dictionary first.
 void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads);
 
 }  // namespace dictlearn

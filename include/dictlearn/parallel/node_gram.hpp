@@ -21,6 +21,10 @@ class NodeGram {
   NodeGram(const Communicator& node, Index atoms);
 
   /// gram = D^T D (K x K); this rank's tiles are spread over `threads` OpenMP threads.
+  /// `transposed` holds the same dictionary.
+  void compute(const Matrix& dictionary, const TransposedDictionary& transposed, Matrix& gram,
+               int threads);
+  /// The same, transposing the dictionary first.
   void compute(const Matrix& dictionary, Matrix& gram, int threads);
 
  private:

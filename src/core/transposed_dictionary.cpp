@@ -1,0 +1,117 @@
+#include "dictlearn/core/transposed_dictionary.hpp"
+
+#include <algorithm>
+
+#include "dictlearn/core/error.hpp"
+#include "dictlearn/core/transpose_block.hpp"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace dictlearn {
+namespace {
+
+// Rows of D per pass over a tile: 16 atoms x 256 rows of D^T (32 KiB) stay in the L1 cache
+// while the tile's columns of Y stream past. Longer sums continue from the stored partial
+// sums, so each element's arithmetic is still one running sum in row order.
+constexpr Index kDepth = 256;
+constexpr Index kTileAtoms = 16;  // two vectors of 8 doubles
+constexpr Index kTileColumns = 8;
+
+#if defined(__AVX512F__)
+// Rows [0, 16) (those in `rows` only) x columns [0, kColumns) of out += D^T y over `depth`
+// rows of D, starting from zero or from out's values (`accumulate`). `at` points to the
+// tile's first atom in D^T (leading dimension ld); the padding of D^T makes the two full
+// vector loads safe even for the last atoms.
+template <int kColumns>
+void tile_product(const double* at, Index ld, Index depth, const double* y, Index ldy, double* out,
+                  Index out_ld, __mmask8 low_rows, __mmask8 high_rows, bool accumulate) {
+  __m512d low[kColumns], high[kColumns];
+  for (int c = 0; c < kColumns; ++c) {
+    if (accumulate) {
+      low[c] = _mm512_maskz_loadu_pd(low_rows, out + c * out_ld);
+      high[c] = _mm512_maskz_loadu_pd(high_rows, out + c * out_ld + 8);
+    } else {
+      low[c] = high[c] = _mm512_setzero_pd();
+    }
+  }
+  for (Index r = 0; r < depth; ++r, at += ld) {
+    const __m512d atoms_low = _mm512_loadu_pd(at), atoms_high = _mm512_loadu_pd(at + 8);
+    for (int c = 0; c < kColumns; ++c) {
+      const __m512d weight = _mm512_set1_pd(y[c * ldy + r]);
+      low[c] = _mm512_fmadd_pd(atoms_low, weight, low[c]);
+      high[c] = _mm512_fmadd_pd(atoms_high, weight, high[c]);
+    }
+  }
+  for (int c = 0; c < kColumns; ++c) {
+    _mm512_mask_storeu_pd(out + c * out_ld, low_rows, low[c]);
+    _mm512_mask_storeu_pd(out + c * out_ld + 8, high_rows, high[c]);
+  }
+}
+
+using TileFunction = void (*)(const double*, Index, Index, const double*, Index, double*, Index,
+                              __mmask8, __mmask8, bool);
+constexpr TileFunction kTileOfWidth[kTileColumns + 1] = {
+    nullptr,         tile_product<1>, tile_product<2>, tile_product<3>, tile_product<4>,
+    tile_product<5>, tile_product<6>, tile_product<7>, tile_product<8>};
+
+// The first `rows` lanes (none for rows <= 0, all for rows >= 8).
+__mmask8 rows_mask(Index rows) {
+  return __mmask8(rows >= 8 ? 0xffu : rows <= 0 ? 0u : (1u << rows) - 1u);
+}
+#endif
+
+}  // namespace
+
+void TransposedDictionary::assign(const Matrix& dictionary) {
+  const Index d = dictionary.rows(), K = dictionary.cols();
+  if (d != dim_ || K != atoms_) {
+    atoms_ = K;
+    dim_ = d;
+    // Room for a full tile past any atom, and an odd number of cache lines per row of D, so
+    // that a tile's rows fall in different sets of the L1 cache (a stride of 2 or 4 KiB
+    // would put them all in a few).
+    ld_ = (K + kTileAtoms + 7) / 8 * 8;
+    if ((ld_ / 8) % 2 == 0) ld_ += 8;
+    transpose_.setZero(ld_, d);  // the padding rows stay zero
+  }
+  transpose_block(dictionary.data(), d, d, K, transpose_.data(), ld_);
+}
+
+bool TransposedDictionary::suits_many_columns() const { return dim_ <= kDepth; }
+
+void TransposedDictionary::multiply(Index first_atom, Index atoms, const double* y, Index ldy,
+                                    Index columns, double* out, Index out_ld,
+                                    bool upper_only) const {
+  DICTLEARN_ASSERT(first_atom >= 0 && atoms >= 0 && first_atom + atoms <= atoms_);
+  const Index d = dim_;
+#if defined(__AVX512F__)
+  // At least one pass, so that d = 0 gives zeros.
+  const Index passes = std::max<Index>(1, (d + kDepth - 1) / kDepth);
+  for (Index pass = 0; pass < passes; ++pass) {
+    const Index r0 = pass * kDepth, depth = std::min(kDepth, d - r0);
+    const bool accumulate = pass > 0;
+    for (Index c0 = 0; c0 < columns; c0 += kTileColumns) {
+      const Index width = std::min(kTileColumns, columns - c0);
+      const TileFunction tile = kTileOfWidth[width];
+      // Upper only: tiles that reach above the diagonal of these columns.
+      const Index atom_end = upper_only ? std::min(atoms, c0 + width) : atoms;
+      for (Index a0 = 0; a0 < atom_end; a0 += kTileAtoms) {
+        const Index rows = std::min(kTileAtoms, atoms - a0);
+        tile(transpose_.data() + first_atom + a0 + r0 * ld_, ld_, depth, y + c0 * ldy + r0, ldy,
+             out + a0 + c0 * out_ld, out_ld, rows_mask(rows), rows_mask(rows - 8), accumulate);
+      }
+    }
+  }
+#else
+  (void)upper_only;  // the whole block: Eigen's kernel has no triangular variant here
+  using Map = Eigen::Map<const Matrix, 0, Eigen::OuterStride<> >;
+  Eigen::Map<Matrix, 0, Eigen::OuterStride<> > result(out, atoms, columns,
+                                                      Eigen::OuterStride<>(out_ld));
+  result.noalias() = Map(transpose_.data() + first_atom, atoms, d, Eigen::OuterStride<>(ld_)) *
+                     Map(y, d, columns, Eigen::OuterStride<>(ldy));
+#endif
+}
+
+}  // namespace dictlearn
