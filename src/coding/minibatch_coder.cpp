@@ -32,19 +32,23 @@ struct MinibatchCoder::Workspace {
   // arithmetic, and so the result, independent of the thread count. In double, from the
   // transposed dictionary where that is faster (core/transposed_dictionary.hpp): each
   // column's arithmetic is the same whatever block it falls in.
+  static bool from_transposed(const MatrixT<Scalar>& dictionary,
+                              const TransposedDictionary& transposed) {
+    return std::is_same_v<Scalar, double> && TransposedDictionary::pays_off(dictionary.rows()) &&
+           transposed.dim() == dictionary.rows() && transposed.atoms() == dictionary.cols();
+  }
+
   template <class Samples, class Products>
   void correlate(const MatrixT<Scalar>& dictionary, const TransposedDictionary& transposed,
                  const Samples& samples, Products& products) {
     constexpr Index kColumnBlock = 64;
     const Index n = samples.cols(), blocks = (n + kColumnBlock - 1) / kColumnBlock;
-    bool from_transposed = false;
-    if constexpr (std::is_same_v<Scalar, double>)
-      from_transposed = transposed.dim() == dictionary.rows() && transposed.suits_many_columns();
+    const bool transposed_suits = from_transposed(dictionary, transposed);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
     for (Index block = 0; block < blocks; ++block) {
       const Index begin = block * kColumnBlock, width = std::min(kColumnBlock, n - begin);
       if constexpr (std::is_same_v<Scalar, double>) {
-        if (from_transposed) {
+        if (transposed_suits) {
           transposed.multiply(0, transposed.atoms(), samples.data() + begin * samples.outerStride(),
                               samples.outerStride(), width,
                               products.data() + begin * products.outerStride(),
@@ -76,8 +80,21 @@ struct MinibatchCoder::Workspace {
       return nonzeros;
     }
     dtx.resize(dictionary.cols(), n);
-    correlate(dictionary, transposed, samples, dtx);
     x_sqnorms = samples.colwise().squaredNorm().transpose();
+    if constexpr (std::is_same_v<Scalar, double>) {
+      if (from_transposed(dictionary, transposed)) {
+        // Each thread forms the D^T X columns of the samples it is about to code: they are
+        // then read from its own cache (at K = 256, n = 256 the whole D^T X is 512 KiB).
+        const auto prepare = [&](Index begin, Index end) {
+          transposed.multiply(0, transposed.atoms(), samples.data() + begin * samples.rows(),
+                              samples.rows(), end - begin, dtx.data() + begin * dtx.rows(),
+                              dtx.rows());
+        };
+        return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
+                              residual_sqnorms, beside, prepare);
+      }
+    }
+    correlate(dictionary, transposed, samples, dtx);
     return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
                           residual_sqnorms, beside);
   }
@@ -120,11 +137,14 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   // By tiles (core/gram_tiles.hpp) over the threads, or the node's ranks and their threads:
   // the same G bitwise either way.
   const int threads = double_ ? double_->threads : float_->threads;
-  transposed_.assign(dictionary);
+  // A transposed copy of D where it pays (core/transposed_dictionary.hpp), for G and D^T X.
+  const bool transposed = TransposedDictionary::pays_off(dictionary.rows());
+  if (transposed) transposed_.assign(dictionary);
+  const TransposedDictionary* from = transposed ? &transposed_ : nullptr;
   if (node_gram_)
-    node_gram_->compute(dictionary, transposed_, gram_, threads);
+    node_gram_->compute(dictionary, from, gram_, threads);
   else
-    gram_matrix(dictionary, transposed_, gram_, threads);
+    gram_matrix(dictionary, from, gram_, threads);
   dictionary_ = dictionary;
   if (float_) {
     float_->dictionary = dictionary.cast<float>();

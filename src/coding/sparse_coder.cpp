@@ -214,7 +214,8 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
                                     const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                                     const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
                                     const MatrixT<Scalar>* warm_codes, Vector* residual_sqnorms,
-                                    const std::function<void()>& beside) {
+                                    const std::function<void()>& beside,
+                                    const std::function<void(Index, Index)>& prepare) {
   const Index n = dtx.cols();
   DICTLEARN_ASSERT(gram.rows() == dtx.rows() && x_sqnorms.size() == n && x.cols() == n);
   if (warm_codes != nullptr)
@@ -236,14 +237,20 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
   {
     const std::size_t t = std::size_t(omp_get_thread_num());
     if (beside && t == 0) beside_error = run_caught(beside);
-#pragma omp for schedule(dynamic, 8) nowait
-    for (Index j = 0; j < n; ++j) {
-      nonzeros +=
-          solve_one(t, s, dictionary, gram, dtx.col(j), x.col(j), x_sqnorms(j), codes.col(j));
-      // While the code is in cache.
-      if (residual_sqnorms != nullptr)
-        (*residual_sqnorms)(j) = residual_sqnorm_from_gram<Scalar>(
-            gram, dtx.col(j), x_sqnorms(j), codes.col(j), support_[t].data());
+    // Chunks of 8 samples, each coded by one thread (the dynamic schedule of 8 samples).
+    constexpr Index kChunk = 8;
+#pragma omp for schedule(dynamic, 1) nowait
+    for (Index chunk = 0; chunk < (n + kChunk - 1) / kChunk; ++chunk) {
+      const Index begin = chunk * kChunk, end = std::min(n, begin + kChunk);
+      if (prepare) prepare(begin, end);
+      for (Index j = begin; j < end; ++j) {
+        nonzeros +=
+            solve_one(t, s, dictionary, gram, dtx.col(j), x.col(j), x_sqnorms(j), codes.col(j));
+        // While the code is in cache.
+        if (residual_sqnorms != nullptr)
+          (*residual_sqnorms)(j) = residual_sqnorm_from_gram<Scalar>(
+              gram, dtx.col(j), x_sqnorms(j), codes.col(j), support_[t].data());
+      }
     }
   }
   if (beside_error) std::rethrow_exception(beside_error);

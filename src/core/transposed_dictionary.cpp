@@ -79,7 +79,14 @@ void TransposedDictionary::assign(const Matrix& dictionary) {
   transpose_block(dictionary.data(), d, d, K, transpose_.data(), ld_);
 }
 
-bool TransposedDictionary::suits_many_columns() const { return dim_ <= kDepth; }
+bool TransposedDictionary::pays_off(Index d) {
+#if defined(__AVX512F__)
+  return d <= kDepth;
+#else
+  (void)d;
+  return false;
+#endif
+}
 
 void TransposedDictionary::multiply(Index first_atom, Index atoms, const double* y, Index ldy,
                                     Index columns, double* out, Index out_ld,

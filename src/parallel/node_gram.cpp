@@ -31,12 +31,16 @@ double* NodeGram::buffer(std::uint64_t step) const {
 }
 
 void NodeGram::compute(const Matrix& dictionary, Matrix& gram, int threads) {
+  if (!TransposedDictionary::pays_off(dictionary.rows())) {
+    compute(dictionary, nullptr, gram, threads);
+    return;
+  }
   TransposedDictionary transposed;
   transposed.assign(dictionary);
-  compute(dictionary, transposed, gram, threads);
+  compute(dictionary, &transposed, gram, threads);
 }
 
-void NodeGram::compute(const Matrix& dictionary, const TransposedDictionary& transposed,
+void NodeGram::compute(const Matrix& dictionary, const TransposedDictionary* transposed,
                        Matrix& gram, int threads) {
   const Index K = atoms_;
   DICTLEARN_ASSERT(dictionary.cols() == K);

@@ -8,6 +8,7 @@
 
 #include "dictlearn/core/gram_tiles.hpp"
 #include "dictlearn/core/random.hpp"
+#include "dictlearn/core/transposed_dictionary.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -41,15 +42,27 @@ TEST_CASE("gram_matrix is D^T D, bitwise the same for any thread count", "[gram]
     CHECK(one == one.transpose());  // both triangles, mirrored exactly
     CHECK(two == one);
     CHECK(three == one);
-    // Tiles computed one by one in reverse order into a poisoned array: the same bits, and
-    // every entry written.
+    // Tiles computed one by one in reverse order into a poisoned array, from D itself and
+    // from its transposed copy: every entry written, the same bits as gram_matrix() making
+    // the same choice on two threads, and within rounding of D^T D either way.
     const GramTiles tiles(K);
     dictlearn::TransposedDictionary transposed;
     transposed.assign(dictionary);
-    Matrix reversed = Matrix::Constant(K, K, std::numeric_limits<double>::quiet_NaN());
-    for (Index tile = tiles.count() - 1; tile >= 0; --tile)
-      tiles.compute(dictionary, transposed, tile, reversed.data(), K);
-    CHECK(reversed == one);
+    for (const bool from_copy : {false, true}) {
+      INFO("from the transposed copy: " << from_copy);
+      const dictlearn::TransposedDictionary* from = from_copy ? &transposed : nullptr;
+      Matrix reversed = Matrix::Constant(K, K, std::numeric_limits<double>::quiet_NaN());
+      for (Index tile = tiles.count() - 1; tile >= 0; --tile)
+        tiles.compute(dictionary, from, tile, reversed.data(), K);
+      Matrix shared;
+      dictlearn::gram_matrix(dictionary, from, shared, 2);
+      CHECK(reversed == shared);
+      CHECK(reversed == reversed.transpose());
+      CHECK((reversed - expected).cwiseAbs().maxCoeff() <=
+            1e-13 * scale * double(std::max<Index>(d, 1)));
+      // gram_matrix() without a copy makes the copy where it pays.
+      if (from_copy == dictlearn::TransposedDictionary::pays_off(d)) CHECK(reversed == one);
+    }
     // copy_upper() moves a tile's upper block only; copy_upper_and_mirror() rebuilds both
     // blocks from it, between arrays of different leading dimensions.
     Matrix uppers = Matrix::Constant(K + 3, K, std::numeric_limits<double>::quiet_NaN());

@@ -89,11 +89,15 @@ class BatchEncoderT {
   /// residual_sqnorm_from_gram).
   /// `beside`, if given, runs once on the calling thread before it joins the coding; the
   /// team's other threads code meanwhile (the trainer reads the next minibatch there).
+  /// `prepare`, if given, is called as prepare(begin, end) by the thread about to code
+  /// samples [begin, end), before it reads their columns of dtx: it may fill them there,
+  /// while they stay in that core's cache.
   Index encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
                const MatrixT<Scalar>* warm_codes = nullptr, Vector* residual_sqnorms = nullptr,
-               const std::function<void()>& beside = {});
+               const std::function<void()>& beside = {},
+               const std::function<void(Index, Index)>& prepare = {});
 
   /// Codes this round of `team` (coding/node_coding_team.hpp): this rank's published
   /// samples first, then chunks of the other ranks' while any are left, until all of this

@@ -1,7 +1,9 @@
 #pragma once
 // The Gram matrix G = D^T D (K x K, both triangles) in fixed square tiles of the upper
-// triangle, each formed from the transposed dictionary (core/transposed_dictionary.hpp;
-// a diagonal tile by its upper triangle only) and mirrored by whoever computes it. A tile's
+// triangle, each formed by one matrix product and mirrored by whoever computes it. The
+// product comes from a transposed copy of D where that pays (core/transposed_dictionary.hpp;
+// a diagonal tile by its upper triangle only), else from Eigen's GEMM kernel on D,
+// single-threaded. A tile's
 // arithmetic does not depend on who computes it, so G is bitwise the same whether one thread forms
 // it, several threads share the tiles, or the ranks of a node do (parallel/node_gram.hpp). One SYRK
 // over all of D is not: its blocking differs from the tiles' for some shapes (d = 130, K = 97
@@ -27,9 +29,10 @@ class GramTiles {
   std::pair<Index, Index> part(int index, int parts, Index begin = 0, Index end = -1) const;
 
   /// Tile `tile` of D^T D into `gram` (column-major, leading dimension `ld` >= K): its
-  /// upper block and, off the diagonal, the mirrored lower block. `transposed` holds the
-  /// same dictionary.
-  void compute(const Matrix& dictionary, const TransposedDictionary& transposed, Index tile,
+  /// upper block and, off the diagonal, the mirrored lower block. `transposed`, if not
+  /// null, holds the same dictionary and forms the product; for a given shape, the choice
+  /// must be the same for every tile and call whose results are compared.
+  void compute(const Matrix& dictionary, const TransposedDictionary* transposed, Index tile,
                double* gram, Index ld) const;
   /// Copies only the upper block of tile `tile` (a diagonal tile whole) from one K x K
   /// column-major array to another.
@@ -52,10 +55,10 @@ class GramTiles {
 };
 
 /// G = D^T D by tiles spread over `threads` OpenMP threads (one product per tile);
-/// the result does not depend on the thread count. `transposed` holds the same dictionary.
-void gram_matrix(const Matrix& dictionary, const TransposedDictionary& transposed, Matrix& gram,
+/// the result does not depend on the thread count. `transposed` as in GramTiles::compute.
+void gram_matrix(const Matrix& dictionary, const TransposedDictionary* transposed, Matrix& gram,
                  int threads);
-/// The same, transposing the dictionary first.
+/// The same, with a transposed copy made here if it pays (TransposedDictionary::pays_off).
 void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads);
 
 }  // namespace dictlearn

@@ -6,7 +6,9 @@
 // everything in cache, it formed D^T X (256 samples) in 0.81x and the upper triangle of G
 // in 0.49x the time of Eigen's GEMM (which forms both triangles); inside a training run,
 // where X and D^T X come from and go to the L2 cache and beyond, D^T X took about as long
-// as Eigen's and G about 0.8x. Every element is one running sum over the rows of D in
+// as Eigen's and G about 0.8x. At d = 784 (MNIST) G took 1.4x as long as Eigen's inside a
+// run on two threads, D and D^T no longer fitting in the L2 cache together: the copy is
+// used only where it pays (pays_off). Every element is one running sum over the rows of D in
 // order (in fixed pieces of kDepth rows), so a product does not depend on how its columns
 // or atoms are split over threads and ranks.
 #include "dictlearn/core/types.hpp"
@@ -15,6 +17,11 @@ namespace dictlearn {
 
 class TransposedDictionary {
  public:
+  /// Whether products from the copy beat Eigen's GEMM on D itself for dictionaries of d
+  /// rows: an AVX-512 build (the tiles are written for it), and d small enough that a
+  /// tile's rows of D^T stay in the L1 cache.
+  static bool pays_off(Index d);
+
   /// Copies D^T from the d x K dictionary.
   void assign(const Matrix& dictionary);
 
@@ -28,10 +35,6 @@ class TransposedDictionary {
   /// triangle is needed: entries well below the diagonal are left untouched.
   void multiply(Index first_atom, Index atoms, const double* y, Index ldy, Index columns,
                 double* out, Index out_ld, bool upper_only = false) const;
-
-  /// Whether multiply() beats Eigen's GEMM for a product of many columns (D^T X) at this
-  /// shape: it keeps a tile's rows of D^T in the L1 cache, which needs a small d.
-  bool suits_many_columns() const;
 
  private:
   Index atoms_ = 0, dim_ = 0;

@@ -21,10 +21,10 @@ class NodeGram {
   NodeGram(const Communicator& node, Index atoms);
 
   /// gram = D^T D (K x K); this rank's tiles are spread over `threads` OpenMP threads.
-  /// `transposed` holds the same dictionary.
-  void compute(const Matrix& dictionary, const TransposedDictionary& transposed, Matrix& gram,
+  /// `transposed` as in GramTiles::compute (the same choice on every rank).
+  void compute(const Matrix& dictionary, const TransposedDictionary* transposed, Matrix& gram,
                int threads);
-  /// The same, transposing the dictionary first.
+  /// The same, with a transposed copy made here if it pays (as gram_matrix()).
   void compute(const Matrix& dictionary, Matrix& gram, int threads);
 
  private:
