@@ -481,6 +481,7 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   Scalar lambda = static_cast<Scalar>(options.lambda);  // may grow on a max_active stop
 
   code.setZero();
+  residual_terms_ = false;
   correlation_ = dtx;  // c = D^T x - G a with a = 0
   blocked_.setZero();
   Index n = 0;           // |A|
@@ -680,12 +681,19 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
     if (step + 1 == max_steps) lambda = C;  // cap reached: report the current path point
   }
 
-  if (n == 0) return 0;
+  if (n == 0) {
+    residual_terms_ = true;
+    code_dot_dtx_ = code_gram_code_ = 0.0;
+    return 0;
+  }
 
   // Exact re-solve on the final support: a_A = G_AA^-1 (dtx_A - lambda s_A), which makes
-  // c_A = lambda s_A hold to rounding instead of to the accumulated path error.
+  // c_A = lambda s_A hold to rounding instead of to the accumulated path error. With
+  // v = L^-1 (dtx_A - lambda s_A) and a_A = L^-T v, a^T G a = ||v||^2.
   for (Index k = 0; k < n; ++k) work_(k) = dtx(active_(k)) - lambda * active_sign_(k);
   solve_lower(chol_, inverse_diagonal_.data(), n, work_.data());
+  double forward_sqnorm = 0.0;
+  for (Index k = 0; k < n; ++k) forward_sqnorm += double(work_(k)) * double(work_(k));
   solve_lower_transposed(chol_, inverse_diagonal_.data(), n, work_.data(), work_.data());
   // The same formula holds in LAR mode, where c_A = C s_A too (s_A: signs of the
   // correlations) although coefficients may have crossed zero.
@@ -697,10 +705,16 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
   if (signs_agree) active_code_.head(n) = work_.head(n);
 
   Index nonzeros = 0;
+  double code_dot_dtx = 0.0;
   for (Index k = 0; k < n; ++k) {
     code(active_(k)) = active_code_(k);
     if (active_code_(k) != Scalar(0)) ++nonzeros;
+    code_dot_dtx += double(active_code_(k)) * double(dtx(active_(k)));
   }
+  // The path value (signs_agree false) is not L^-T v: no short cut for its a^T G a.
+  residual_terms_ = signs_agree;
+  code_dot_dtx_ = code_dot_dtx;
+  code_gram_code_ = forward_sqnorm;
   return nonzeros;
 }
 

@@ -210,6 +210,20 @@ Index BatchEncoderT<Scalar>::solve_one(std::size_t t, const Settings& s,
 }
 
 template <typename Scalar>
+double BatchEncoderT<Scalar>::residual_sqnorm(std::size_t t, const MatrixT<Scalar>& gram,
+                                              const Eigen::Ref<const VectorT<Scalar>>& dtx,
+                                              Scalar x_sqnorm,
+                                              const Eigen::Ref<const VectorT<Scalar>>& code) {
+  // LARS keeps the terms of its final solve; otherwise from G and D^T x, while the code is
+  // in cache.
+  if (options_.kind == CoderKind::lars || options_.kind == CoderKind::lar) {
+    const double from_solve = lars_[t].residual_sqnorm(double(x_sqnorm));
+    if (from_solve >= 0.0) return from_solve;
+  }
+  return residual_sqnorm_from_gram<Scalar>(gram, dtx, x_sqnorm, code, support_[t].data());
+}
+
+template <typename Scalar>
 Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const MatrixT<Scalar>& gram,
                                     const MatrixT<Scalar>& x, const MatrixT<Scalar>& dtx,
                                     const VectorT<Scalar>& x_sqnorms, MatrixT<Scalar>& codes,
@@ -246,10 +260,8 @@ Index BatchEncoderT<Scalar>::encode(const MatrixT<Scalar>& dictionary, const Mat
       for (Index j = begin; j < end; ++j) {
         nonzeros +=
             solve_one(t, s, dictionary, gram, dtx.col(j), x.col(j), x_sqnorms(j), codes.col(j));
-        // While the code is in cache.
         if (residual_sqnorms != nullptr)
-          (*residual_sqnorms)(j) = residual_sqnorm_from_gram<Scalar>(
-              gram, dtx.col(j), x_sqnorms(j), codes.col(j), support_[t].data());
+          (*residual_sqnorms)(j) = residual_sqnorm(t, gram, dtx.col(j), x_sqnorms(j), codes.col(j));
       }
     }
   }
@@ -278,8 +290,8 @@ Index BatchEncoderT<Scalar>::encode_shared(NodeCodingTeam<Scalar>& team,
           if (!solver_clears_code()) code.setZero();
           nonzeros += solve_one(t, s, dictionary, gram, samples.dtx.col(j), samples.x.col(j),
                                 samples.x_sqnorms(j), code);
-          samples.residual_sqnorms(j) = residual_sqnorm_from_gram<Scalar>(
-              gram, samples.dtx.col(j), samples.x_sqnorms(j), code, support_[t].data());
+          samples.residual_sqnorms(j) =
+              residual_sqnorm(t, gram, samples.dtx.col(j), samples.x_sqnorms(j), code);
         }
         team.complete(claim, nonzeros);
       } else if (team.mine_done()) {

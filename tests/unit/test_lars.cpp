@@ -10,20 +10,18 @@
 #include <random>
 #include <vector>
 
-#include "test_support.hpp"
 #include "dictlearn/coding/lars.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::Index;
-using dictlearn::testing::random_dictionary;
-using dictlearn::testing::Rng;
 using dictlearn::LarsLasso;
 using dictlearn::LarsOptions;
 using dictlearn::Matrix;
 using dictlearn::Vector;
-
-
+using dictlearn::testing::random_dictionary;
+using dictlearn::testing::Rng;
 
 struct Kkt {
   double off_support = 0.0;  // max_j (|c_j| - lambda)_+ over all j
@@ -128,6 +126,10 @@ TEST_CASE("LarsLasso satisfies the lasso KKT conditions on random problems", "[l
         INFO("d=" << shape.d << " K=" << shape.K << " lambda/lambda_max=" << f << " nnz=" << nnz);
         CHECK(k.off_support <= 1e-9);
         CHECK(k.on_support <= 1e-9);
+        // The residual from the final solve's terms, against the dense one.
+        const double residual = (x - D * code).squaredNorm();
+        CHECK(std::abs(lars.residual_sqnorm(x.squaredNorm()) - residual) <=
+              1e-12 * (1.0 + x.squaredNorm()));
         worst_off = std::max(worst_off, k.off_support);
         worst_on = std::max(worst_on, k.on_support);
         min_nnz = std::min(min_nnz, nnz);
@@ -335,6 +337,45 @@ TEST_CASE("LarsLasso accepts atoms that are not unit-norm", "[lars]") {
     const Kkt k = kkt(G, dtx, code, options.lambda, false);
     CHECK(k.off_support <= 1e-9);
     CHECK(k.on_support <= 1e-9);
+  }
+}
+
+TEST_CASE("LarsLasso::residual_sqnorm is ||x - D a||^2 in every mode", "[lars]") {
+  // Positive, LAR, a max_active stop, lambda >= lambda_max (the zero code), in double and
+  // float (where the terms carry float rounding).
+  Rng rng(57);
+  const Index d = 24, K = 48;
+  LarsLasso<double> lars(K);
+  LarsLasso<float> lars_float(K);
+  Vector code(K);
+  Eigen::VectorXf code_float(K);
+  for (int trial = 0; trial < 8; ++trial) {
+    const Matrix D = random_dictionary(d, K, rng, trial % 2 ? 1.0 : 0.0);
+    const Vector x = rng.gaussian_vector(d);
+    const Matrix G = D.transpose() * D;
+    const Vector dtx = D.transpose() * x;
+    const double lambda_max = dtx.cwiseAbs().maxCoeff();
+    for (int mode = 0; mode < 4; ++mode) {
+      LarsOptions options;
+      options.lambda = (mode == 3 ? 1.5 : 0.2) * lambda_max;
+      options.positive = mode == 0;
+      options.lasso = mode != 1;
+      if (mode == 1) {  // scikit-learn's 'lars' coder: lambda = 0, m atoms
+        options.lambda = 0.0;
+        options.max_active = 5;
+      }
+      if (mode == 2) options.max_active = 3;
+      INFO("trial=" << trial << " mode=" << mode);
+      lars.solve(G, dtx, options, code);
+      const double scale = 1.0 + x.squaredNorm();
+      CHECK(std::abs(lars.residual_sqnorm(x.squaredNorm()) - (x - D * code).squaredNorm()) <=
+            1e-12 * scale);
+      lars_float.solve(G.cast<float>(), dtx.cast<float>(), options, code_float);
+      const double float_residual = (x - D * code_float.cast<double>()).squaredNorm();
+      const double from_solve = lars_float.residual_sqnorm(x.squaredNorm());
+      if (from_solve >= 0.0) CHECK(std::abs(from_solve - float_residual) <= 1e-4 * scale);
+      if (mode == 3) CHECK(lars.residual_sqnorm(x.squaredNorm()) == x.squaredNorm());
+    }
   }
 }
 

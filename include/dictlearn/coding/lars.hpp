@@ -25,6 +25,8 @@
 // is then not a lasso solution when some coefficient has changed sign on the way.
 // scikit-learn differs after such a sign change (it flips that atom's sign in the direction
 // and skips the next join), so codes agree until the first sign change of a path.
+#include <algorithm>
+
 #include "dictlearn/core/types.hpp"
 
 namespace dictlearn {
@@ -55,6 +57,16 @@ class LarsLasso {
   Index solve(const MatrixT<Scalar>& gram, const Eigen::Ref<const VectorT<Scalar>>& dtx,
               const LarsOptions& options, Eigen::Ref<VectorT<Scalar>> code);
 
+  /// After solve(): ||x - D a||^2 for the sample whose ||x||^2 this is, from the terms the
+  /// final solve leaves behind (a^T D^T x, and a^T G a = ||L^-1 (D^T x - lambda s)||^2):
+  /// O(|A|) instead of a pass over the code and |A|^2 entries of G. In double, clipped at 0;
+  /// as accurate as residual_sqnorm_from_gram (a few ulps of ||x||^2). Negative if the
+  /// last solve did not end with that exact re-solve (then use residual_sqnorm_from_gram).
+  double residual_sqnorm(double x_sqnorm) const {
+    if (!residual_terms_) return -1.0;
+    return std::max(0.0, x_sqnorm - 2.0 * code_dot_dtx_ + code_gram_code_);
+  }
+
  private:
   // Removes active slot `slot` from the factor by Givens rotations (O(|A|^2), no rebuild).
   void remove_slot(Index slot, Index n_active);
@@ -74,6 +86,9 @@ class LarsLasso {
   // set) for this solve.
   VectorT<Scalar> blocked_;
   VectorT<Scalar> inverse_diagonal_;  // 1 / L_kk of the active slots
+  // The last solve's a^T D^T x and a^T G a (see residual_sqnorm), when known.
+  bool residual_terms_ = false;
+  double code_dot_dtx_ = 0.0, code_gram_code_ = 0.0;
 };
 
 extern template class LarsLasso<double>;

@@ -130,6 +130,10 @@ class BatchEncoderT {
                   const MatrixT<Scalar>& gram, const Eigen::Ref<const VectorT<Scalar>>& dtx,
                   const Eigen::Ref<const VectorT<Scalar>>& x, Scalar x_sqnorm,
                   Eigen::Ref<VectorT<Scalar>> code);
+  // ||x - D a||^2 of the code thread `thread` has just solved.
+  double residual_sqnorm(std::size_t thread, const MatrixT<Scalar>& gram,
+                         const Eigen::Ref<const VectorT<Scalar>>& dtx, Scalar x_sqnorm,
+                         const Eigen::Ref<const VectorT<Scalar>>& code);
 
   CoderOptions options_;
   int threads_;
