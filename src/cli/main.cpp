@@ -483,8 +483,10 @@ int run_train(const Communicator& comm, const std::vector<std::string>& argument
     if (result.reads_beside_sweep > 0)
       update_note += cat(update_note.empty() ? "" : ", ", "next minibatch read beside the sweep ",
                          result.reads_beside_sweep, " times");
-    if (result.gram_shared)
-      update_note += cat(update_note.empty() ? "" : ", ", "Gram matrix formed by the node's ranks");
+    if (result.gram_shared || result.gram_sharing_timed)
+      update_note += cat(update_note.empty() ? "" : ", ", "Gram matrix formed by ",
+                         result.gram_shared ? "the node's ranks" : "each rank",
+                         result.gram_sharing_timed ? ": timed faster" : "");
     if (!update_note.empty()) update_note = " (" + update_note + ")";
     std::printf(
         "time (rank 0): read %.2f s, code %.2f s%s, statistics %.2f s, allreduce %.2f s%s, "

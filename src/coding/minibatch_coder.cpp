@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/core/gram_tiles.hpp"
+#include "dictlearn/parallel/communicator.hpp"
 #include "dictlearn/parallel/node_gram.hpp"
 
 namespace dictlearn {
@@ -128,8 +130,22 @@ Index MinibatchCoder::coded_for_others() const {
   return 0;
 }
 
-void MinibatchCoder::share_gram(const Communicator& node) {
+GramSharing parse_gram_sharing(const std::string& name) {
+  if (name == "auto") return GramSharing::automatic;
+  if (name == "on") return GramSharing::on;
+  if (name == "off") return GramSharing::off;
+  throw Error(cat("share-gram: unknown value '", name, "' (expected auto, on or off)"));
+}
+
+std::string to_string(GramSharing sharing) {
+  return sharing == GramSharing::automatic ? "auto" : sharing == GramSharing::on ? "on" : "off";
+}
+
+void MinibatchCoder::share_gram(const Communicator& node, bool timed) {
   node_gram_ = std::make_unique<NodeGram>(node, gram_.cols());
+  gram_node_ = &node;
+  gram_timed_calls_ = timed ? 0 : -1;
+  fastest_gram_[0] = fastest_gram_[1] = std::numeric_limits<double>::infinity();
 }
 
 void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
@@ -141,10 +157,25 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   const bool transposed = TransposedDictionary::pays_off(dictionary.rows());
   if (transposed) transposed_.assign(dictionary);
   const TransposedDictionary* from = transposed ? &transposed_ : nullptr;
-  if (node_gram_)
+  const bool timing = node_gram_ && gram_timed_calls_ >= 0 && !gram_sharing_timed();
+  const bool together = node_gram_ && (!timing || gram_timed_calls_ % 2 == 0);
+  const double start = timing ? MPI_Wtime() : 0.0;
+  if (together)
     node_gram_->compute(dictionary, from, gram_, threads);
   else
     gram_matrix(dictionary, from, gram_, threads);
+  if (timing) {
+    double& fastest = fastest_gram_[together ? 0 : 1];
+    fastest = std::min(fastest, MPI_Wtime() - start);
+    if (++gram_timed_calls_ == 2 * kGramTimedCalls) {
+      // The slowest rank's times, so that every rank of the node decides the same.
+      check_mpi(
+          MPI_Allreduce(MPI_IN_PLACE, fastest_gram_, 2, MPI_DOUBLE, MPI_MAX, gram_node_->get()),
+          "MPI_Allreduce (Gram sharing decision)");
+      // Collective (the shared window is freed): every rank is at this call.
+      if (fastest_gram_[1] < fastest_gram_[0]) node_gram_.reset();
+    }
+  }
   dictionary_ = dictionary;
   if (float_) {
     float_->dictionary = dictionary.cast<float>();

@@ -470,11 +470,14 @@ const std::vector<KeyHandler>& handlers() {
                  "the ranks of a node code each other's samples when one finishes its part of "
                  "a minibatch first (node shared memory; same codes bitwise): on, off",
                  [](RunConfig& c) -> bool& { return c.train.share_coding; }),
-      on_off_key("share-gram",
-                 "the ranks of a node form the Gram matrix D^T D of each new dictionary "
-                 "together, each a share of its tiles (node shared memory; same G bitwise): "
-                 "on, off",
-                 [](RunConfig& c) -> bool& { return c.train.share_gram; }),
+      choice_key(
+          "share-gram",
+          "the ranks of a node form the Gram matrix D^T D of each new dictionary "
+          "together, each a share of its tiles (node shared memory; same G bitwise): "
+          "auto (the faster of that and each rank forming all of it, timed over the "
+          "first 8 dictionaries), on, off",
+          parse_gram_sharing, [](GramSharing s) { return to_string(s); },
+          [](RunConfig& c) -> GramSharing& { return c.train.share_gram; }),
       flag_key("positive-dict", "constrain the dictionary to be >= 0 (every update rule)",
                [](RunConfig& c) -> bool& { return c.train.positive_dict; }),
       choice_key(

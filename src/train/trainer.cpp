@@ -159,7 +159,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     // triangle, a Cholesky workspace per thread, and with share-gram the node's two shared
     // arrays, counted as if on every rank) dominate for large K.
     const double threads_guess = options.threads > 0 ? options.threads : omp_get_max_threads();
-    const double shared_gram = options.share_gram ? 2.0 : 0.0;
+    const double shared_gram = options.share_gram != GramSharing::off ? 2.0 : 0.0;
     const double k = double(K),
                  bytes = 8.0 * ((3.5 + threads_guess + shared_gram) * k * k + 4.0 * double(d) * k +
                                 k * double(options.batch_size));
@@ -325,10 +325,11 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     result.coding_shared = share_in_node("the ranks of the node do not share the coding",
                                          [&] { coder.share_coding(*node, capacity); });
   }
-  // The ranks of a node hold the same D: each forms a share of G's tiles (same G bitwise).
-  if (options.share_gram) {
-    result.gram_shared =
-        share_in_node("the Gram matrix is formed on every rank", [&] { coder.share_gram(*node); });
+  // The ranks of a node hold the same D: each forms a share of G's tiles (same G bitwise),
+  // or (automatic) that and forming all of G are timed over the first dictionaries.
+  if (options.share_gram != GramSharing::off) {
+    share_in_node("the Gram matrix is formed on every rank",
+                  [&] { coder.share_gram(*node, options.share_gram == GramSharing::automatic); });
   }
   // All ranks on one node: the per-minibatch sums go through shared memory, faster than
   // MPI_Allreduce there (docs/scaling.md). Across nodes, MPI's allreduce.
@@ -626,6 +627,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   }
   result.dictionary = dictionary;
   result.history = state.history;
+  result.gram_shared = coder.gram_shared();
+  result.gram_sharing_timed = coder.gram_sharing_timed();
   // Over all ranks (for the time line): how much of the coding moved between ranks.
   double counts[2] = {double(coder.coded_for_others()), double(result.coded_samples)};
   comm.allreduce_sum(counts, 2);

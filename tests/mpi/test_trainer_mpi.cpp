@@ -157,11 +157,23 @@ TEST_CASE("a Gram matrix formed by the node's ranks learns the same dictionary, 
     TrainOptions options = small_training(coder, update);
     options.atoms = 70;  // two tile columns, three tiles
     Communicator comm(MPI_COMM_WORLD);
-    const auto [alone, shared] = off_and_on(comm, options, &TrainOptions::share_gram);
+    SyntheticSource source(small_data());
+    options.share_gram = dictlearn::GramSharing::off;
+    const TrainResult alone = train(comm, source, options);
+    options.share_gram = dictlearn::GramSharing::on;
+    const TrainResult shared = train(comm, source, options);
+    // Timed: alternately shared and alone over the first 8 dictionaries, then either.
+    options.share_gram = dictlearn::GramSharing::automatic;
+    const TrainResult timed = train(comm, source, options);
     CHECK(!alone.gram_shared);
+    CHECK(!alone.gram_sharing_timed);
     CHECK(shared.gram_shared == (comm.size() > 1));  // the tests run on one node
+    CHECK(!shared.gram_sharing_timed);
+    // Online: a dictionary per minibatch, so the timing ends within the run.
+    if (update == UpdateKind::online) CHECK(timed.gram_sharing_timed == (comm.size() > 1));
     CHECK(identical_on_all_ranks(shared.dictionary));
     CHECK(shared.dictionary == alone.dictionary);
+    CHECK(timed.dictionary == alone.dictionary);
   }
 }
 

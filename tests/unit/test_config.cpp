@@ -321,7 +321,7 @@ TEST_CASE("config: config_values round-trips a non-default configuration exactly
   c.train.sweep_threads = 2;
   c.train.online.split = dictlearn::RowSplit::off;
   c.train.share_coding = false;
-  c.train.share_gram = false;
+  c.train.share_gram = dictlearn::GramSharing::on;
   c.train.mod.ridge = 3.3e-9;
   c.train.mod_solver = dictlearn::ModSolver::scalapack;
   c.train.precision = dictlearn::Precision::float32;

@@ -5,6 +5,7 @@
 // the coders run in float; the codes come back in double, so the statistics, the
 // objective and the dictionary update accumulate in double whatever the precision.
 #include <memory>
+#include <string>
 
 #include "dictlearn/coding/sparse_coder.hpp"
 #include "dictlearn/core/transposed_dictionary.hpp"
@@ -13,6 +14,14 @@ namespace dictlearn {
 
 class Communicator;
 class NodeGram;
+
+/// How the ranks of a node form G = D^T D (MinibatchCoder::share_gram): each a share of
+/// the tiles (on), each all of G (off), or the faster of the two, timed over the first
+/// dictionaries (automatic; sharing saves arithmetic but moves half of G between cores,
+/// which at d = 64, K = 256 cost more than it saved). The same G bitwise in every case.
+enum class GramSharing { automatic, on, off };
+GramSharing parse_gram_sharing(const std::string& name);  ///< "auto", "on" or "off"
+std::string to_string(GramSharing sharing);
 
 class MinibatchCoder {
  public:
@@ -46,7 +55,13 @@ class MinibatchCoder {
   /// From now on the ranks of `node` form G together (parallel/node_gram.hpp), each a share
   /// of its tiles; collective over `node`. Every rank of the node must then make the same
   /// sequence of set_dictionary() calls with the same dictionaries. G is bitwise the same.
-  void share_gram(const Communicator& node);
+  /// `timed`: the next set_dictionary() calls alternate between forming G together and
+  /// alone, and the faster way (on the slowest rank) is kept from then on.
+  void share_gram(const Communicator& node, bool timed = false);
+  /// Whether the node's ranks form G together (now).
+  bool gram_shared() const { return node_gram_ != nullptr; }
+  /// Whether share_gram's timing has chosen (gram_shared() tells what).
+  bool gram_sharing_timed() const { return gram_timed_calls_ == 2 * kGramTimedCalls; }
   /// Samples of other ranks this rank has coded (0 without share_coding).
   Index coded_for_others() const;
 
@@ -60,6 +75,12 @@ class MinibatchCoder {
   std::unique_ptr<Workspace<double>> double_;
   std::unique_ptr<Workspace<float>> float_;
   std::unique_ptr<NodeGram> node_gram_;
+  // share_gram(timed): calls of each way timed, the calls so far (-1: not timing) and the
+  // fastest time of each way (shared, alone).
+  static constexpr int kGramTimedCalls = 4;
+  const Communicator* gram_node_ = nullptr;
+  int gram_timed_calls_ = -1;
+  double fastest_gram_[2] = {0.0, 0.0};
 };
 
 }  // namespace dictlearn

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "dictlearn/coding/minibatch_coder.hpp"
 #include "dictlearn/coding/sparse_coder.hpp"
 #include "dictlearn/data/preprocess.hpp"
 #include "dictlearn/data/sample_source.hpp"
@@ -84,8 +85,9 @@ struct TrainOptions {
   /// done with its part of a minibatch helps the slower ones. Same result bitwise.
   bool share_coding = true;
   /// The ranks of a node form the Gram matrix together, each a share of its tiles
-  /// (parallel/node_gram.hpp). Same G bitwise.
-  bool share_gram = true;
+  /// (parallel/node_gram.hpp), or each all of it, or the faster way (GramSharing). Same G
+  /// bitwise.
+  GramSharing share_gram = GramSharing::automatic;
   /// When every rank is on one node, the statistics are summed through node shared memory
   /// (parallel/node_allreduce.hpp) instead of MPI_Allreduce. Same sums bitwise on 2 ranks.
   bool node_reduce = true;
@@ -175,8 +177,10 @@ struct TrainResult {
   /// The ranks of this rank's node shared the coding (share_coding, > 1 rank per node, and
   /// room in its shared memory).
   bool coding_shared = false;
-  /// The ranks of this rank's node formed the Gram matrix together (share_gram, likewise).
+  /// The ranks of this rank's node formed the Gram matrix together (share_gram, likewise;
+  /// with automatic sharing, what the timing chose), and whether that was timed.
   bool gram_shared = false;
+  bool gram_sharing_timed = false;
   /// The statistics were summed through node shared memory (node_reduce, one node).
   bool reduced_in_node = false;
   /// What nodes did instead of a node-sharing feature for lack of room in their shared
