@@ -40,7 +40,7 @@ class MinibatchCoder {
 
   /// Codes x (d x n) into codes (K x n); `warm_codes` (K x n) may start iterative coders.
   /// `residual_sqnorms`, if given, receives ||x_j - D c_j||^2 per sample, from G and D^T X
-  /// (residual_sqnorm_from_gram; with float precision, of the float D^T X and G). Returns
+  /// (BatchEncoderT::encode; with float precision, of the float D^T X and G). Returns
   /// the number of nonzeros. `beside`, if given, runs on the calling thread while the
   /// team's other threads start coding (BatchEncoderT::encode).
   Index encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes = nullptr,

@@ -85,7 +85,8 @@ class BatchEncoderT {
   /// dtx = D^T X (K x n) and x_sqnorms(j) = ||x_j||^2. Returns the total number of nonzeros.
   /// `warm_codes` (K x n), if given, starts the iterative coders (cd, fista) there; the
   /// exact and greedy coders do not need a starting point and ignore it.
-  /// `residual_sqnorms`, if given, receives ||x_j - D a_j||^2 per sample (see
+  /// `residual_sqnorms`, if given, receives ||x_j - D a_j||^2 per sample (LARS and LAR:
+  /// from the terms of the final solve, LarsLasso::residual_sqnorm; the other coders:
   /// residual_sqnorm_from_gram).
   /// `beside`, if given, runs once on the calling thread before it joins the coding; the
   /// team's other threads code meanwhile (the trainer reads the next minibatch there).
