@@ -378,21 +378,33 @@ void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, In
     active[c] = curvature > min_curvature;
     inverse_curvature[c] = active[c] ? 1.0 / curvature : 0.0;
   }
-  // r_c in place of P_c, on my rows.
-  for (Index c = 0; c < atoms; ++c) {
-    if (!active[c]) continue;
-    double* r = products.data() + c * d;
-    const double* b_c = b.data() + (k0 + c) * d;
-    for (Index i = begin; i < end; ++i) r[i] = b_c[i] - r[i];
-    for (Index e = 0; e < c; ++e) {
-      if (!active[e]) continue;
-      const double weight = a(k0 + e, k0 + c);
-      const double* d_e = dictionary.data() + (k0 + e) * d;
-      for (Index i = begin; i < end; ++i) r[i] += d_e[i] * weight;
+  // r_c in place of P_c, on my rows: a vector of rows at a time, through all the block's
+  // atoms, so that each r stays in a register while the earlier atoms are added (a pass
+  // over the rows per pair of atoms loaded and stored r each time; one sweep at d = 64,
+  // K = 256 took 0.147 ms that way, 0.136 ms this way). Every element gets the same
+  // operations in the same order either way.
+  const auto column = [&](const Matrix& m, Index c) { return m.data() + (k0 + c) * d; };
+  const auto r_column = [&](Index c) { return products.data() + c * d; };
+  Index piece = begin;
+  for (; piece + kLanes <= end; piece += kLanes) {
+    Lanes start[kAtomBlock];  // d_e on these rows
+    for (Index e = 0; e < atoms; ++e) start[e] = load_lanes(column(dictionary, e) + piece);
+    for (Index c = 0; c < atoms; ++c) {
+      if (!active[c]) continue;
+      Lanes r = load_lanes(column(b, c) + piece) - load_lanes(r_column(c) + piece);
+      for (Index e = 0; e < c; ++e)
+        if (active[e]) r += start[e] * a(k0 + e, k0 + c);
+      store_lanes(r_column(c) + piece, start[c] + r * inverse_curvature[c]);
     }
-    const double* d_c = dictionary.data() + (k0 + c) * d;
-    for (Index i = begin; i < end; ++i) r[i] = d_c[i] + r[i] * inverse_curvature[c];
   }
+  for (Index i = piece; i < end; ++i)
+    for (Index c = 0; c < atoms; ++c) {
+      if (!active[c]) continue;
+      double r = column(b, c)[i] - r_column(c)[i];
+      for (Index e = 0; e < c; ++e)
+        if (active[e]) r += column(dictionary, e)[i] * a(k0 + e, k0 + c);
+      r_column(c)[i] = column(dictionary, c)[i] + r * inverse_curvature[c];
+    }
   // The Gram matrix of the r's, per row block (lower triangle, row after row).
   for (Index block = first_block; block < last_block; ++block) {
     const Index row = block * kRowBlock, row_end = std::min(d, row + kRowBlock);
@@ -432,19 +444,33 @@ void sweep_atom_block(const Matrix& a, const Matrix& b, double min_curvature, In
     }
     scale[c] = norm_squared > 1.0 ? 1.0 / std::sqrt(norm_squared) : 1.0;
   }
-  // d_c' = s_c (r_c - sum_{e < c} (A_ec / A_cc) d_e'), on my rows.
-  for (Index c = 0; c < atoms; ++c) {
-    if (!active[c]) continue;
-    double* r = products.data() + c * d;
-    for (Index e = 0; e < c; ++e) {
-      if (!active[e]) continue;
-      const double weight = a(k0 + e, k0 + c) * inverse_curvature[c];
-      const double* d_e = dictionary.data() + (k0 + e) * d;  // already updated
-      for (Index i = begin; i < end; ++i) r[i] -= d_e[i] * weight;
+  // d_c' = s_c (r_c - sum_{e < c} (A_ec / A_cc) d_e'), on my rows, again a vector of rows
+  // at a time through all the atoms, the new d_e' kept in registers.
+  double weight[kAtomBlock][kAtomBlock] = {};  // A_ec / A_cc
+  for (Index c = 0; c < atoms; ++c)
+    for (Index e = 0; e < c; ++e) weight[c][e] = a(k0 + e, k0 + c) * inverse_curvature[c];
+  double* atom[kAtomBlock] = {};
+  for (Index c = 0; c < atoms; ++c) atom[c] = dictionary.data() + (k0 + c) * d;
+  piece = begin;
+  for (; piece + kLanes <= end; piece += kLanes) {
+    Lanes updated[kAtomBlock];
+    for (Index c = 0; c < atoms; ++c) {
+      if (!active[c]) continue;
+      Lanes r = load_lanes(r_column(c) + piece);
+      for (Index e = 0; e < c; ++e)
+        if (active[e]) r -= updated[e] * weight[c][e];
+      updated[c] = r * scale[c];
+      store_lanes(atom[c] + piece, updated[c]);
     }
-    double* atom = dictionary.data() + (k0 + c) * d;
-    for (Index i = begin; i < end; ++i) atom[i] = r[i] * scale[c];
   }
+  for (Index i = piece; i < end; ++i)
+    for (Index c = 0; c < atoms; ++c) {
+      if (!active[c]) continue;
+      double r = r_column(c)[i];
+      for (Index e = 0; e < c; ++e)
+        if (active[e]) r -= atom[e][i] * weight[c][e];
+      atom[c][i] = r * scale[c];
+    }
 }
 
 }  // namespace
