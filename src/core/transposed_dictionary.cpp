@@ -12,14 +12,15 @@
 namespace dictlearn {
 namespace {
 
+constexpr Index kTileAtoms = 16;  // two vectors of 8 doubles
+
+#if defined(__AVX512F__)
 // Rows of D per pass over a tile: 16 atoms x 256 rows of D^T (32 KiB) stay in the L1 cache
 // while the tile's columns of Y stream past. Longer sums continue from the stored partial
 // sums, so each element's arithmetic is still one running sum in row order.
 constexpr Index kDepth = 256;
-constexpr Index kTileAtoms = 16;  // two vectors of 8 doubles
 constexpr Index kTileColumns = 8;
 
-#if defined(__AVX512F__)
 // Rows [0, 16) (those in `rows` only) x columns [0, kColumns) of out += D^T y over `depth`
 // rows of D, starting from zero or from out's values (`accumulate`). `at` points to the
 // tile's first atom in D^T (leading dimension ld); the padding of D^T makes the two full
@@ -112,12 +113,18 @@ void TransposedDictionary::multiply(Index first_atom, Index atoms, const double*
     }
   }
 #else
-  (void)upper_only;  // the whole block: Eigen's kernel has no triangular variant here
-  using Map = Eigen::Map<const Matrix, 0, Eigen::OuterStride<> >;
-  Eigen::Map<Matrix, 0, Eigen::OuterStride<> > result(out, atoms, columns,
-                                                      Eigen::OuterStride<>(out_ld));
-  result.noalias() = Map(transpose_.data() + first_atom, atoms, d, Eigen::OuterStride<>(ld_)) *
-                     Map(y, d, columns, Eigen::OuterStride<>(ldy));
+  // Without the tiles (the trainer then uses Eigen on D, see pays_off): the same running
+  // sum per element, in row order, whatever the block, as the tiles form it.
+  for (Index j = 0; j < columns; ++j) {
+    double* result = out + j * out_ld;
+    const Index atom_end = upper_only ? std::min(atoms, j + 1) : atoms;
+    std::fill(result, result + atom_end, 0.0);
+    for (Index r = 0; r < d; ++r) {
+      const double weight = y[j * ldy + r];
+      const double* row = transpose_.data() + first_atom + r * ld_;
+      for (Index a = 0; a < atom_end; ++a) result[a] += row[a] * weight;
+    }
+  }
 #endif
 }
 
