@@ -1,6 +1,6 @@
 // Logistic regression on 1, 2 and 3 ranks: each rank holds a contiguous share of one data
 // set (generated identically everywhere); the model equals the single-process model to
-// 1e-8 and is bitwise identical on every rank, for dense and sparse features, also when a
+// 1e-7 and is bitwise identical on every rank, for dense and sparse features, also when a
 // rank holds no samples. Errors found on one rank are thrown on all. The label and CSR
 // readers hand every rank its own rows.
 #include <unistd.h>
@@ -71,6 +71,12 @@ Matrix stacked(const LogisticModel& model) {
   return all;
 }
 
+// Each fit stops at ||grad||_inf <= 1e-10 with l2 = 1e-2: within about 1e-8 of the optimum
+// (the l2 term makes the loss 1e-2-strongly convex), so fits from differently ordered sums
+// (ranks, sparse or dense features) may differ by a few 1e-8 (1.4e-8 measured in a
+// -DDICTLEARN_NATIVE=OFF build).
+constexpr double kModelTolerance = 1e-7;
+
 LogisticRegressionOptions tight() {
   LogisticRegressionOptions options;
   options.l2 = 1e-2;
@@ -106,7 +112,8 @@ TEST_CASE("distributed logistic regression equals the single-process model", "[m
     const LogisticFit fit = fit_logistic_regression(world, mine.x, mine.y, tight());
     CHECK(fit.converged());
     CHECK(fit.samples == 600);
-    CHECK((stacked(fit.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() < 1e-8);
+    CHECK((stacked(fit.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() <
+          kModelTolerance);
     CHECK(fit.loss == Approx(reference.loss).epsilon(1e-12));
     CHECK(identical_on_all_ranks(world, stacked(fit.model)));
     // Accuracy summed over ranks = the single-process accuracy.
@@ -122,7 +129,8 @@ TEST_CASE("distributed logistic regression equals the single-process model", "[m
     const SparseMatrix codes = mine.x.sparseView();
     const LogisticFit fit = fit_logistic_regression(world, codes, mine.y, tight());
     CHECK(fit.converged());
-    CHECK((stacked(fit.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() < 1e-8);
+    CHECK((stacked(fit.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() <
+          kModelTolerance);
     CHECK(identical_on_all_ranks(world, stacked(fit.model)));
   }
   SECTION("the same number of iterations and the same loss on every rank") {
@@ -151,8 +159,10 @@ TEST_CASE("ranks without samples take part", "[mpi][classify]") {
   const SparseMatrix codes = mine.x.sparseView();
   const LogisticFit sparse = fit_logistic_regression(world, codes, mine.y, tight());
   CHECK(dense.samples == 90);
-  CHECK((stacked(dense.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() < 1e-8);
-  CHECK((stacked(sparse.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() < 1e-8);
+  CHECK((stacked(dense.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() <
+        kModelTolerance);
+  CHECK((stacked(sparse.model) - stacked(reference.model)).lpNorm<Eigen::Infinity>() <
+        kModelTolerance);
   CHECK(identical_on_all_ranks(world, stacked(dense.model)));
   CHECK(predict(dense.model, mine.x).size() == mine.y.size());
 }
