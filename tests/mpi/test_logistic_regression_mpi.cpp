@@ -1,8 +1,8 @@
 // Logistic regression on 1, 2 and 3 ranks: each rank holds a contiguous share of one data
 // set (generated identically everywhere); the model equals the single-process model to
-// solver accuracy (the biases up to a common shift) and is bitwise identical on every rank, for
-// dense and sparse features, also when a rank holds no samples. Errors found on one rank are thrown
-// on all. The label and CSR readers hand every rank its own rows.
+// solver accuracy (the biases up to a common shift) and is bitwise identical on every
+// rank, for dense and sparse features, also when a rank holds no samples. Errors found on
+// one rank are thrown on all. The label and CSR readers hand every rank its own rows.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>

@@ -3,11 +3,10 @@
 // triangle, each formed by one matrix product and mirrored by whoever computes it. The
 // product comes from a transposed copy of D where that pays (core/transposed_dictionary.hpp;
 // a diagonal tile by its upper triangle only), else from Eigen's GEMM kernel on D,
-// single-threaded. A tile's
-// arithmetic does not depend on who computes it, so G is bitwise the same whether one thread forms
-// it, several threads share the tiles, or the ranks of a node do (parallel/node_gram.hpp). One SYRK
-// over all of D is not: its blocking differs from the tiles' for some shapes (d = 130, K = 97
-// differed in the last bits).
+// single-threaded. A tile's arithmetic does not depend on who computes it, so G is bitwise
+// the same whether one thread forms it, several threads share the tiles, or the ranks of a
+// node do (parallel/node_gram.hpp). One SYRK over all of D is not: its blocking differs
+// from the tiles' for some shapes (d = 130, K = 97 differed in the last bits).
 #include <utility>
 #include <vector>
 
