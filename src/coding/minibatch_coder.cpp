@@ -31,39 +31,37 @@ struct MinibatchCoder::Workspace {
 
   // D^T X in fixed blocks of kColumnBlock samples spread over the OpenMP threads (BLAS
   // itself runs single-threaded, see train/trainer.cpp); fixed blocks keep every column's
-  // arithmetic, and so the result, independent of the thread count. In double, from the
-  // transposed dictionary where that is faster (core/transposed_dictionary.hpp): each
-  // column's arithmetic is the same whatever block it falls in.
-  static bool from_transposed(const MatrixT<Scalar>& dictionary,
-                              const TransposedDictionary& transposed) {
-    return std::is_same_v<Scalar, double> && TransposedDictionary::pays_off(dictionary.rows()) &&
-           transposed.dim() == dictionary.rows() && transposed.atoms() == dictionary.cols();
-  }
-
+  // arithmetic, and so the result, independent of the thread count. From the transposed
+  // dictionary when there is one (double, where it pays: core/transposed_dictionary.hpp),
+  // whose arithmetic per column is the same whatever block the column falls in.
   template <class Samples, class Products>
-  void correlate(const MatrixT<Scalar>& dictionary, const TransposedDictionary& transposed,
+  void correlate(const MatrixT<Scalar>& dictionary, const TransposedDictionary* transposed,
                  const Samples& samples, Products& products) {
     constexpr Index kColumnBlock = 64;
     const Index n = samples.cols(), blocks = (n + kColumnBlock - 1) / kColumnBlock;
-    const bool transposed_suits = from_transposed(dictionary, transposed);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && blocks > 1)
     for (Index block = 0; block < blocks; ++block) {
       const Index begin = block * kColumnBlock, width = std::min(kColumnBlock, n - begin);
-      if constexpr (std::is_same_v<Scalar, double>) {
-        if (transposed_suits) {
-          transposed.multiply(0, transposed.atoms(), samples.data() + begin * samples.outerStride(),
-                              samples.outerStride(), width,
-                              products.data() + begin * products.outerStride(),
-                              products.outerStride());
-          continue;
-        }
-      }
-      products.middleCols(begin, width).noalias() =
-          dictionary.transpose() * samples.middleCols(begin, width);
+      if (transposed != nullptr)
+        correlate_columns(*transposed, samples, begin, begin + width, products);
+      else
+        products.middleCols(begin, width).noalias() =
+            dictionary.transpose() * samples.middleCols(begin, width);
     }
   }
 
-  Index encode(const MatrixT<Scalar>& dictionary, const TransposedDictionary& transposed,
+  // Columns [begin, end) of D^T X from the transposed dictionary (double only).
+  template <class Samples, class Products>
+  static void correlate_columns(const TransposedDictionary& transposed, const Samples& samples,
+                                Index begin, Index end, Products& products) {
+    if constexpr (std::is_same_v<Scalar, double>)
+      transposed.multiply(0, transposed.atoms(), samples.data() + begin * samples.outerStride(),
+                          samples.outerStride(), end - begin,
+                          products.data() + begin * products.outerStride(), products.outerStride());
+  }
+
+  // `transposed`: the transposed dictionary, or null (Eigen on D; always so in float).
+  Index encode(const MatrixT<Scalar>& dictionary, const TransposedDictionary* transposed,
                const MatrixT<Scalar>& gram, const MatrixT<Scalar>& samples,
                const MatrixT<Scalar>* warm_codes, MatrixT<Scalar>& out, Vector* residual_sqnorms,
                const std::function<void()>& beside) {
@@ -83,20 +81,16 @@ struct MinibatchCoder::Workspace {
     }
     dtx.resize(dictionary.cols(), n);
     x_sqnorms = samples.colwise().squaredNorm().transpose();
-    if constexpr (std::is_same_v<Scalar, double>) {
-      if (from_transposed(dictionary, transposed)) {
-        // Each thread forms the D^T X columns of the samples it is about to code: they are
-        // then read from its own cache (at K = 256, n = 256 the whole D^T X is 512 KiB).
-        const auto prepare = [&](Index begin, Index end) {
-          transposed.multiply(0, transposed.atoms(), samples.data() + begin * samples.rows(),
-                              samples.rows(), end - begin, dtx.data() + begin * dtx.rows(),
-                              dtx.rows());
-        };
-        return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
-                              residual_sqnorms, beside, prepare);
-      }
+    if (transposed != nullptr) {
+      // Each thread forms the D^T X columns of the samples it is about to code: they are
+      // then read from its own cache (at K = 256, n = 256 the whole D^T X is 512 KiB).
+      const auto prepare = [&](Index begin, Index end) {
+        correlate_columns(*transposed, samples, begin, end, dtx);
+      };
+      return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
+                            residual_sqnorms, beside, prepare);
     }
-    correlate(dictionary, transposed, samples, dtx);
+    correlate(dictionary, nullptr, samples, dtx);
     return encoder.encode(dictionary, gram, samples, dtx, x_sqnorms, out, warm_codes,
                           residual_sqnorms, beside);
   }
@@ -154,9 +148,7 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   // the same G bitwise either way.
   const int threads = double_ ? double_->threads : float_->threads;
   // A transposed copy of D where it pays (core/transposed_dictionary.hpp), for G and D^T X.
-  const bool transposed = TransposedDictionary::pays_off(dictionary.rows());
-  if (transposed) transposed_.assign(dictionary);
-  const TransposedDictionary* from = transposed ? &transposed_ : nullptr;
+  const TransposedDictionary* from = transposed_.assign_where_it_pays(dictionary);
   const bool timing = node_gram_ && gram_timed_calls_ >= 0 && !gram_sharing_timed();
   const bool together = node_gram_ && (!timing || gram_timed_calls_ % 2 == 0);
   const double start = timing ? MPI_Wtime() : 0.0;
@@ -186,14 +178,18 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
 Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes,
                              Vector* residual_sqnorms, const std::function<void()>& beside) {
   DICTLEARN_ASSERT(dictionary_.cols() == gram_.cols());  // set_dictionary was called
-  if (double_)
-    return double_->encode(dictionary_, transposed_, gram_, x, warm_codes, codes, residual_sqnorms,
+  if (double_) {
+    // The copy set_dictionary() made, where it pays.
+    const TransposedDictionary* transposed =
+        TransposedDictionary::pays_off(dictionary_.rows()) ? &transposed_ : nullptr;
+    return double_->encode(dictionary_, transposed, gram_, x, warm_codes, codes, residual_sqnorms,
                            beside);
+  }
   Workspace<float>& w = *float_;
   w.x = x.cast<float>();
   if (warm_codes != nullptr) w.warm = warm_codes->cast<float>();
   const Index nonzeros =
-      w.encode(w.dictionary, transposed_, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr,
+      w.encode(w.dictionary, nullptr, w.gram, w.x, warm_codes != nullptr ? &w.warm : nullptr,
                w.codes, residual_sqnorms, beside);
   codes = w.codes.cast<double>();
   return nonzeros;

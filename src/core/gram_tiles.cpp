@@ -102,13 +102,8 @@ void gram_matrix(const Matrix& dictionary, const TransposedDictionary* transpose
 }
 
 void gram_matrix(const Matrix& dictionary, Matrix& gram, int threads) {
-  if (!TransposedDictionary::pays_off(dictionary.rows())) {
-    gram_matrix(dictionary, nullptr, gram, threads);
-    return;
-  }
   TransposedDictionary transposed;
-  transposed.assign(dictionary);
-  gram_matrix(dictionary, &transposed, gram, threads);
+  gram_matrix(dictionary, transposed.assign_where_it_pays(dictionary), gram, threads);
 }
 
 }  // namespace dictlearn

@@ -22,6 +22,17 @@ void transpose_scalar(const Scalar* from, Index from_ld, Index rows, Index colum
           to[c + r * to_ld] = from[r + c * from_ld];
 }
 
+// What whole blocks leave of the block: the last rows - full_rows rows of the first
+// full_columns columns, then the last columns - full_columns columns.
+template <typename Scalar>
+void transpose_edges(const Scalar* from, Index from_ld, Index rows, Index columns, Index full_rows,
+                     Index full_columns, Scalar* to, Index to_ld) {
+  transpose_scalar(from + full_rows, from_ld, rows - full_rows, full_columns,
+                   to + full_rows * to_ld, to_ld);
+  transpose_scalar(from + full_columns * from_ld, from_ld, rows, columns - full_columns,
+                   to + full_columns, to_ld);
+}
+
 #if defined(__AVX2__)
 // from's 4 x 4 block at (r, c) to `to`'s at (c, r).
 inline void transpose_4x4(const double* from, Index from_ld, double* to, Index to_ld) {
@@ -84,12 +95,7 @@ void transpose_block(const Scalar* from, Index from_ld, Index rows, Index column
       for (Index c = 0; c < full_columns; c += 8)
         for (Index r = 0; r < full_rows; r += 8)
           transpose_8x8(from + r + c * from_ld, from_ld, to + c + r * to_ld, to_ld);
-      // The edges as below: the last rows % 8 rows of the full columns, then the last
-      // columns.
-      transpose_scalar(from + full_rows, from_ld, rows - full_rows, full_columns,
-                       to + full_rows * to_ld, to_ld);
-      transpose_scalar(from + full_columns * from_ld, from_ld, rows, columns - full_columns,
-                       to + full_columns, to_ld);
+      transpose_edges(from, from_ld, rows, columns, full_rows, full_columns, to, to_ld);
       return;
     }
   }
@@ -105,11 +111,7 @@ void transpose_block(const Scalar* from, Index from_ld, Index rows, Index column
         for (Index c = c0; c < c0 + strip; c += 4)
           transpose_4x4(from + r + c * from_ld, from_ld, to + c + r * to_ld, to_ld);
     }
-    // The edges: the last rows % 4 rows of the full columns, then the last columns.
-    transpose_scalar(from + full_rows, from_ld, rows - full_rows, full_columns,
-                     to + full_rows * to_ld, to_ld);
-    transpose_scalar(from + full_columns * from_ld, from_ld, rows, columns - full_columns,
-                     to + full_columns, to_ld);
+    transpose_edges(from, from_ld, rows, columns, full_rows, full_columns, to, to_ld);
     return;
   }
 #endif

@@ -80,6 +80,12 @@ void TransposedDictionary::assign(const Matrix& dictionary) {
   transpose_block(dictionary.data(), d, d, K, transpose_.data(), ld_);
 }
 
+const TransposedDictionary* TransposedDictionary::assign_where_it_pays(const Matrix& dictionary) {
+  if (!pays_off(dictionary.rows())) return nullptr;
+  assign(dictionary);
+  return this;
+}
+
 bool TransposedDictionary::pays_off(Index d) {
 #if defined(__AVX512F__)
   return d <= kDepth;

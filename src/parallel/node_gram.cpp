@@ -31,13 +31,8 @@ double* NodeGram::buffer(std::uint64_t step) const {
 }
 
 void NodeGram::compute(const Matrix& dictionary, Matrix& gram, int threads) {
-  if (!TransposedDictionary::pays_off(dictionary.rows())) {
-    compute(dictionary, nullptr, gram, threads);
-    return;
-  }
   TransposedDictionary transposed;
-  transposed.assign(dictionary);
-  compute(dictionary, &transposed, gram, threads);
+  compute(dictionary, transposed.assign_where_it_pays(dictionary), gram, threads);
 }
 
 void NodeGram::compute(const Matrix& dictionary, const TransposedDictionary* transposed,

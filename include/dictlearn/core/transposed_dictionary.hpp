@@ -24,6 +24,9 @@ class TransposedDictionary {
 
   /// Copies D^T from the d x K dictionary.
   void assign(const Matrix& dictionary);
+  /// assign() if it pays for this d: returns this object then, else nullptr (the products
+  /// then come from D itself).
+  const TransposedDictionary* assign_where_it_pays(const Matrix& dictionary);
 
   Index atoms() const { return atoms_; }
   Index dim() const { return dim_; }
