@@ -1,8 +1,8 @@
 #include "dictlearn/coding/lars.hpp"
 
 #include <algorithm>
-#include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "dictlearn/core/error.hpp"
 
@@ -171,159 +171,139 @@ Scalar join_step(Scalar c, Scalar u, Scalar C, Scalar tiny, bool& plus_side) {
 }
 
 #if defined(__AVX512F__)
-// The AVX-512 operations smallest_join needs, for double (8 lanes) and float (16 lanes);
-// atom indices travel in integer lanes of the same width.
+// The AVX-512 operations smallest_join and earliest_drop need, for double (8 lanes) and
+// float (16 lanes).
 template <typename Scalar>
 struct Avx512;
 
 template <>
 struct Avx512<double> {
   using Vec = __m512d;
-  using Ints = __m512i;
   using Mask = __mmask8;
   static constexpr Index kWidth = 8;
   static Vec set1(double v) { return _mm512_set1_pd(v); }
   static Vec load(const double* p) { return _mm512_loadu_pd(p); }
+  static Vec load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
   static void store(double* p, Vec v) { _mm512_storeu_pd(p, v); }
-  static Vec add(Vec a, Vec b) { return _mm512_add_pd(a, b); }
   static Vec sub(Vec a, Vec b) { return _mm512_sub_pd(a, b); }
-  static Vec mul(Vec a, Vec b) { return _mm512_mul_pd(a, b); }
-  static Vec max(Vec a, Vec b) { return _mm512_max_pd(a, b); }
-  static Vec div(Vec a, Vec b) { return _mm512_div_pd(a, b); }
+  static Vec div(Mask m, Vec a, Vec b) { return _mm512_maskz_div_pd(m, a, b); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_pd(a, b, c); }
   static Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_pd(a, b, c); }
-  static Mask lt(Vec a, Vec b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
-  static Mask le(Vec a, Vec b) { return _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ); }
+  static Vec abs(Vec v) { return _mm512_abs_pd(v); }
   static Mask eq(Vec a, Vec b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
+  static Mask le(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_pd_mask(m, a, b, _CMP_LE_OQ); }
   static Mask lt(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_pd_mask(m, a, b, _CMP_LT_OQ); }
-  static Mask eq(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_pd_mask(m, a, b, _CMP_EQ_OQ); }
+  static Mask ne(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_pd_mask(m, a, b, _CMP_NEQ_UQ); }
   static Vec select(Mask m, Vec if_set, Vec otherwise) {
     return _mm512_mask_mov_pd(otherwise, m, if_set);
   }
-  static Vec negate(Mask m, Vec v) {  // flips the sign bit where m is set
-    const __m512i bits = _mm512_castpd_si512(v);
-    return _mm512_castsi512_pd(
-        _mm512_mask_xor_epi64(bits, m, bits, _mm512_set1_epi64(std::int64_t(1) << 63)));
-  }
   static double reduce_min(Vec v) { return _mm512_reduce_min_pd(v); }
-  static Ints first_indices() { return _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0); }
-  static Ints set1_index(Index i) { return _mm512_set1_epi64(i); }
-  static Ints add_index(Ints a, Ints b) { return _mm512_add_epi64(a, b); }
-  static Ints select_index(Mask m, Ints if_set, Ints otherwise) {
-    return _mm512_mask_mov_epi64(otherwise, m, if_set);
-  }
-  static Mask index_ne(Ints a, Ints b) { return _mm512_cmp_epi64_mask(a, b, _MM_CMPINT_NE); }
-  static Index min_index(Mask m, Ints v) { return Index(_mm512_mask_reduce_min_epi64(m, v)); }
+  // The lowest set lane of a non-zero mask.
+  static Index first_lane(Mask m) { return Index(__builtin_ctz(unsigned(m))); }
 };
 
 template <>
 struct Avx512<float> {
   using Vec = __m512;
-  using Ints = __m512i;
   using Mask = __mmask16;
   static constexpr Index kWidth = 16;
   static Vec set1(float v) { return _mm512_set1_ps(v); }
   static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
-  static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
   static Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
-  static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
-  static Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
-  static Vec div(Vec a, Vec b) { return _mm512_div_ps(a, b); }
+  static Vec div(Mask m, Vec a, Vec b) { return _mm512_maskz_div_ps(m, a, b); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
   static Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a, b, c); }
-  static Mask lt(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
-  static Mask le(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static Vec abs(Vec v) { return _mm512_abs_ps(v); }
   static Mask eq(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static Mask le(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_LE_OQ); }
   static Mask lt(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_LT_OQ); }
-  static Mask eq(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_EQ_OQ); }
+  static Mask ne(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_NEQ_UQ); }
   static Vec select(Mask m, Vec if_set, Vec otherwise) {
     return _mm512_mask_mov_ps(otherwise, m, if_set);
   }
-  static Vec negate(Mask m, Vec v) {
-    const __m512i bits = _mm512_castps_si512(v);
-    return _mm512_castsi512_ps(
-        _mm512_mask_xor_epi32(bits, m, bits, _mm512_set1_epi32(std::int32_t(0x80000000u))));
-  }
   static float reduce_min(Vec v) { return _mm512_reduce_min_ps(v); }
-  static Ints first_indices() {
-    return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  }
-  // Indices below 2^31: K is far smaller (the constructor bounds it below 2^24 in float).
-  static Ints set1_index(Index i) { return _mm512_set1_epi32(std::int32_t(i)); }
-  static Ints add_index(Ints a, Ints b) { return _mm512_add_epi32(a, b); }
-  static Ints select_index(Mask m, Ints if_set, Ints otherwise) {
-    return _mm512_mask_mov_epi32(otherwise, m, if_set);
-  }
-  static Mask index_ne(Ints a, Ints b) { return _mm512_cmp_epi32_mask(a, b, _MM_CMPINT_NE); }
-  static Index min_index(Mask m, Ints v) { return Index(_mm512_mask_reduce_min_epi32(m, v)); }
+  static Index first_lane(Mask m) { return Index(__builtin_ctz(unsigned(m))); }
 };
 
-// smallest_join on AVX-512, without a division per atom: the quotients were bound by the
-// divider's throughput (~16 cycles per packet). Each lane keeps the numerator and
-// denominator of its first minimum and compares a candidate by cross-multiplying (the
-// denominators are > 0); the lanes' conditions stay in mask registers. Only the lanes'
-// winners are divided, by the division the generic version makes, so `best` is bitwise
-// the winner's quotient; the winner is the same unless two quotients tie within rounding
-// (then either is the next event). On the patches' LARS (lars_bench, 64 x 256, AVX-512
-// VM): 4.97 us a sample against 5.39 in double, 3.30 against 3.47 in float (positive:
-// 3.86 against 4.48, and 2.48 either way); the codes are bitwise the same. Two or four
-// independent sets of lanes (a shorter dependency chain) measured the same as one.
-template <bool kPositive, typename Scalar>
+// How far the join scan's screen (below) leans towards letting an atom through, relative
+// to C and g |u_j|. Rounding needs a few eps; the slack costs only an exact evaluation of
+// a rare near-tie packet.
+template <typename Scalar>
+Scalar screen_tolerance() {
+  return std::is_same<Scalar, float>::value ? Scalar(1e-4) : Scalar(1e-9);
+}
+
+// smallest_join on AVX-512, screened. Only joins before `bound` (the stop step) matter,
+// and an atom joins before g exactly when it has crossed the band by then,
+// |c_j - g u_j| >= C - g (c_j - g u_j in positive mode): |c_j - gamma u_j| - (C - gamma)
+// is convex in gamma and negative at 0. That test is a multiply-add and a compare per
+// atom with no chain from one packet to the next; only the packets holding an atom that
+// passes it (a few per scan: g falls to the best join found so far) get the exact step,
+// by the same arithmetic as join_step, division included. The screen leans towards
+// passing (screen_tolerance), so every atom whose rounded step is <= g is evaluated.
+// The result is what a plain scan of join_step + blocked gives wherever that is below
+// `bound`; above it, `best` may be larger or +inf (the caller takes no join then).
+// The screen passes ~2.5 packets a scan on the patches. It replaced a division-free scan
+// that kept each lane's first minimum by cross-multiplying: that chain of compares and
+// selects from packet to packet bound the scan. lars_bench (patches, 64 x 256, AVX-512
+// VM), together with earliest_drop, us a sample: 5.04 -> 4.37-4.45 in double, 3.31-3.39
+// -> 3.21 in float; the codes are bitwise the same.
+// kMoved: last_gamma != 0 (else last_u may be stale); a template argument so that the
+// loop carries no test of it.
+template <bool kPositive, bool kMoved, typename Scalar>
 void smallest_join_avx512(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
                           const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator,
-                          Scalar& best, Index& best_index) {
+                          Scalar bound, Scalar& best, Index& best_index) {
   using V = Avx512<Scalar>;
   using Vec = typename V::Vec;
   using Mask = typename V::Mask;
   constexpr Index kWidth = V::kWidth;
-  const Vec one = V::set1(Scalar(1)), zero = V::set1(Scalar(0));
-  const auto none = V::set1_index(-1);
-  const Vec level = V::set1(C), tiny = V::set1(tiny_denominator);
-  const bool moved = last_gamma != Scalar(0);  // else last_u may be stale
+  const Vec zero = V::set1(Scalar(0));
   const Vec step = V::set1(last_gamma);
-  // Each lane's first minimum so far, numerator / denominator, and its atom (unset:
-  // +inf / 1 at -1).
-  Vec lane_num = V::set1(std::numeric_limits<Scalar>::infinity());
-  Vec lane_den = one;
-  auto lane_index = none;
-  auto index = V::first_indices();
-  const auto index_step = V::set1_index(kWidth);
+  const Scalar tolerance = screen_tolerance<Scalar>();
+  // The screen at g: pass where |c - g u| + tolerance g |u| >= (C - g) - tolerance C.
+  Vec g, g_slack, band;
+  Scalar screen_at;
+  const auto set_screen = [&](Scalar at) {
+    screen_at = at;
+    g = V::set1(at);
+    g_slack = V::set1(tolerance * at);
+    band = V::set1((C - at) - tolerance * C);
+  };
+  set_screen(bound);
+  best = std::numeric_limits<Scalar>::infinity();
+  best_index = -1;
   Index j = 0;
   for (; j + kWidth <= K; j += kWidth) {
     Vec cj = V::load(c + j);
-    if (moved) {
+    if (kMoved) {
       cj = V::fnmadd(step, V::load(last_u + j), cj);
       V::store(c + j, cj);
     }
     Vec uj = V::load(u + j);
-    Mask ok = V::lt(tiny, V::sub(one, uj));
-    if (!kPositive) {
-      // The - side is the + side of (-c, -u): flip the signs where it is taken.
-      const Mask plus_ok = ok;
-      const Mask minus_ok = V::lt(tiny, V::add(one, uj));
-      const Mask le = V::le(V::mul(level, uj), cj);
-      const Mask flip = Mask(~(plus_ok & ~(minus_ok & ~le)));
-      cj = V::negate(flip, cj);
-      uj = V::negate(flip, uj);
-      ok = Mask(plus_ok | minus_ok);
+    Vec crossed = V::fnmadd(g, uj, cj);
+    if (!kPositive) crossed = V::abs(crossed);
+    crossed = V::fmadd(g_slack, V::abs(uj), crossed);
+    const Mask pass = V::le(V::eq(V::load(blocked + j), zero), band, crossed);
+    if (pass == 0) continue;
+    // The passing atoms' exact steps (not blocked: blocked_ is 0 there), in ascending
+    // order with a strict "<" so that an earlier atom keeps a tie. One or two atoms pass
+    // on average, so scalar divisions beat a packet's.
+    for (unsigned bits = pass; bits != 0; bits &= bits - 1) {
+      const Index atom = j + Index(__builtin_ctz(bits));
+      bool plus_side;
+      const Scalar value = join_step<kPositive>(c[atom], u[atom], C, tiny_denominator, plus_side);
+      if (value < best) {
+        best = value;
+        best_index = atom;
+      }
     }
-    // Candidates: a side counts, and the atom is not blocked (blocked_ is 0 or +inf).
-    ok = V::eq(ok, V::load(blocked + j), zero);
-    const Vec num = V::max(V::sub(level, cj), zero);
-    const Vec den = V::sub(one, uj);
-    const Mask smaller = V::lt(ok, V::mul(num, lane_den), V::mul(lane_num, den));
-    lane_num = V::select(smaller, num, lane_num);
-    lane_den = V::select(smaller, den, lane_den);
-    lane_index = V::select_index(smaller, index, lane_index);
-    index = V::add_index(index, index_step);
+    if (best < screen_at) set_screen(best);
   }
-  // Across the lanes: the smallest quotient and the lowest index holding it.
-  const Vec lane_best = V::div(lane_num, lane_den);
-  best = V::reduce_min(lane_best);
-  const Mask holds = Mask(V::eq(lane_best, V::set1(best)) & V::index_ne(lane_index, none));
-  best_index = holds == 0 ? -1 : V::min_index(holds, lane_index);
-  if (best_index < 0) best = std::numeric_limits<Scalar>::infinity();
   for (; j < K; ++j) {  // the tail, one atom at a time
-    if (moved) c[j] -= last_gamma * last_u[j];
+    if (kMoved) c[j] -= last_gamma * last_u[j];
     bool plus_side;
     const Scalar value =
         join_step<kPositive>(c[j], u[j], C, tiny_denominator, plus_side) + blocked[j];
@@ -336,15 +316,20 @@ void smallest_join_avx512(Scalar* c, const Scalar* last_u, Scalar last_gamma, co
 #endif
 
 // The join steps (join_step + blocked) of atoms [0, K): the smallest and the lowest index
-// holding it. First, in the same pass, the last step's move is applied to the
-// correlations, c -= last_gamma last_u (stored back), which saves a pass over K.
+// holding it, where that is below `bound` (see smallest_join_avx512). First, in the same
+// pass, the last step's move is applied to the correlations, c -= last_gamma last_u
+// (stored back), which saves a pass over K.
 template <bool kPositive, typename Scalar>
 void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
-                   const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator, Scalar& best,
-                   Index& best_index) {
+                   const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator,
+                   [[maybe_unused]] Scalar bound, Scalar& best, Index& best_index) {
 #if defined(__AVX512F__)
-  smallest_join_avx512<kPositive>(c, last_u, last_gamma, u, blocked, K, C, tiny_denominator, best,
-                                  best_index);
+  if (last_gamma != Scalar(0))
+    smallest_join_avx512<kPositive, true>(c, last_u, last_gamma, u, blocked, K, C, tiny_denominator,
+                                          bound, best, best_index);
+  else
+    smallest_join_avx512<kPositive, false>(c, last_u, last_gamma, u, blocked, K, C,
+                                           tiny_denominator, bound, best, best_index);
 #else
   namespace simd = Eigen::internal;
   using Packet = typename simd::packet_traits<Scalar>::type;
@@ -388,6 +373,46 @@ void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Sca
   };
   first_minimum(K, packet_candidates, candidate, best, best_index);
 #endif
+}
+
+// The drop steps -a_k / w_k of active slots [0, n) (w_k != 0): the smallest that is > 0
+// and below `gamma`, and the lowest slot holding it, into gamma and slot; false if none.
+// On AVX-512 a packet of slots takes one division and a masked minimum: the scalar loop's
+// divisions and data-dependent branches were ~9 % of a solve (lars_bench, patches).
+template <typename Scalar>
+bool earliest_drop(const Scalar* code, const Scalar* direction, Index n, Scalar& gamma,
+                   Index& slot) {
+  bool found = false;
+#if defined(__AVX512F__)
+  using V = Avx512<Scalar>;
+  using Mask = typename V::Mask;
+  const auto zero = V::set1(Scalar(0)), none = V::set1(std::numeric_limits<Scalar>::infinity());
+  for (Index k = 0; k < n; k += V::kWidth) {
+    const Mask in_range =
+        n - k >= V::kWidth ? Mask(~Mask(0)) : Mask((Mask(1) << (n - k)) - Mask(1));
+    const auto w = V::load(in_range, direction + k);
+    const auto a = V::load(in_range, code + k);
+    const Mask moving = V::ne(in_range, w, zero);
+    const auto steps = V::div(moving, V::sub(zero, a), w);  // -a / w: negation is exact
+    const Mask ahead = V::lt(V::lt(moving, zero, steps), steps, V::set1(gamma));
+    if (ahead == 0) continue;
+    const auto candidates = V::select(ahead, steps, none);
+    gamma = V::reduce_min(candidates);
+    slot = k + V::first_lane(V::eq(candidates, V::set1(gamma)));
+    found = true;
+  }
+#else
+  for (Index k = 0; k < n; ++k) {
+    if (direction[k] == Scalar(0)) continue;
+    const Scalar g = -code[k] / direction[k];
+    if (g > Scalar(0) && g < gamma) {
+      gamma = g;
+      slot = k;
+      found = true;
+    }
+  }
+#endif
+  return found;
 }
 
 // The first atom of a path: the largest |c_j| (c_j if kPositive) over atoms [0, K) that
@@ -615,10 +640,10 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
       if (just_dropped >= 0) blocked_(just_dropped) = inf;
       if (positive)
         smallest_join<true>(c, step_direction_.data(), last_gamma, u, blocked, K, C,
-                            tiny_denominator, best, j);
+                            tiny_denominator, gamma, best, j);
       else
         smallest_join<false>(c, step_direction_.data(), last_gamma, u, blocked, K, C,
-                             tiny_denominator, best, j);
+                             tiny_denominator, gamma, best, j);
       last_gamma = Scalar(0);  // applied
       bool plus_side = true;
       if (j >= 0) {
@@ -643,15 +668,8 @@ Index LarsLasso<Scalar>::solve(const MatrixT<Scalar>& gram,
         who_sign = plus_side ? Scalar(1) : Scalar(-1);
       }
     }
-    for (Index k = 0; k < n && lasso; ++k) {
-      if (direction_(k) == Scalar(0)) continue;
-      const Scalar g = -active_code_(k) / direction_(k);
-      if (g > Scalar(0) && g < gamma) {
-        gamma = g;
-        event = Event::kDrop;
-        who = k;
-      }
-    }
+    if (lasso && earliest_drop(active_code_.data(), direction_.data(), n, gamma, who))
+      event = Event::kDrop;
     just_dropped = -1;
 
     // Move along the path: a_A += gamma w, c -= gamma u, C -= gamma.

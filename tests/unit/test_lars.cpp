@@ -340,6 +340,47 @@ TEST_CASE("LarsLasso accepts atoms that are not unit-norm", "[lars]") {
   }
 }
 
+TEST_CASE("LarsLasso joins atoms in path order when the atoms' norms differ widely", "[lars]") {
+  // Norms from 1e-2 to 1e2 make the rates u_j = G[j, A] w range over orders of magnitude,
+  // where the join scan's screen (|c_j - g u_j| against C - g) must let every atom whose
+  // step is the next event through. Stopping after m atoms (LAR mode and lasso with
+  // max_active) must leave every inactive |c_j| at or below the active atoms' common C,
+  // and one of them exactly at C: the atom that would join next.
+  Rng rng(29);
+  const Index d = 32, K = 96;
+  for (int trial = 0; trial < 8; ++trial) {
+    Matrix D = random_dictionary(d, K, rng, trial % 2 == 0 ? 1.0 : 0.0);
+    for (Index k = 0; k < K; ++k) D.col(k) *= std::pow(10.0, 4.0 * rng.uniform() - 2.0);
+    const Vector x = rng.gaussian_vector(d);
+    const Matrix G = D.transpose() * D;
+    const Vector dtx = D.transpose() * x;
+    LarsLasso<double> lars(K);
+    Vector code(K);
+    for (bool lasso : {false, true}) {
+      for (Index m = 1; m <= 12; ++m) {
+        LarsOptions options;
+        options.lambda = 0.0;
+        options.lasso = lasso;
+        options.max_active = m;
+        lars.solve(G, dtx, options, code);
+        REQUIRE(code.allFinite());
+        const Vector c = dtx - G * code;
+        double C = 0.0, inactive_max = 0.0;
+        for (Index j = 0; j < K; ++j) {
+          if (code(j) != 0.0)
+            C = std::max(C, std::abs(c(j)));
+          else
+            inactive_max = std::max(inactive_max, std::abs(c(j)));
+        }
+        INFO("trial=" << trial << " lasso=" << lasso << " m=" << m);
+        CHECK(C > 0.0);
+        CHECK(inactive_max <= C * (1.0 + 1e-9));
+        CHECK(inactive_max >= C * (1.0 - 1e-9));
+      }
+    }
+  }
+}
+
 TEST_CASE("LarsLasso::residual_sqnorm is ||x - D a||^2 in every mode", "[lars]") {
   // Positive, LAR, a max_active stop, lambda >= lambda_max (the zero code), in double and
   // float (where the terms carry float rounding).
