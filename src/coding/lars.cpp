@@ -1,12 +1,14 @@
 #include "dictlearn/coding/lars.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
 #include "dictlearn/core/error.hpp"
 
-#if defined(__AVX512F__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -188,7 +190,7 @@ struct Avx512<double> {
   static Vec sub(Vec a, Vec b) { return _mm512_sub_pd(a, b); }
   static Vec div(Mask m, Vec a, Vec b) { return _mm512_maskz_div_pd(m, a, b); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_pd(a, b, c); }
-  static Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_pd(a, b, c); }
+  static Vec minus_product(Vec c, Vec a, Vec b) { return _mm512_fnmadd_pd(a, b, c); }
   static Vec abs(Vec v) { return _mm512_abs_pd(v); }
   static Mask eq(Vec a, Vec b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
   static Mask le(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_pd_mask(m, a, b, _CMP_LE_OQ); }
@@ -198,7 +200,6 @@ struct Avx512<double> {
     return _mm512_mask_mov_pd(otherwise, m, if_set);
   }
   static double reduce_min(Vec v) { return _mm512_reduce_min_pd(v); }
-  // The lowest set lane of a non-zero mask.
   static Index first_lane(Mask m) { return Index(__builtin_ctz(unsigned(m))); }
 };
 
@@ -214,7 +215,7 @@ struct Avx512<float> {
   static Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
   static Vec div(Mask m, Vec a, Vec b) { return _mm512_maskz_div_ps(m, a, b); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-  static Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a, b, c); }
+  static Vec minus_product(Vec c, Vec a, Vec b) { return _mm512_fnmadd_ps(a, b, c); }
   static Vec abs(Vec v) { return _mm512_abs_ps(v); }
   static Mask eq(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
   static Mask le(Mask m, Vec a, Vec b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_LE_OQ); }
@@ -227,6 +228,60 @@ struct Avx512<float> {
   static Index first_lane(Mask m) { return Index(__builtin_ctz(unsigned(m))); }
 };
 
+template <typename Scalar>
+using ScanLanes = Avx512<Scalar>;
+#else
+// Bit l for lane l of a packet comparison's result (all ones where it holds): one
+// instruction on SSE and AVX, lane by lane otherwise.
+template <typename Packet>
+unsigned lane_bits(const Packet& lanes) {
+  using Scalar = typename Eigen::internal::unpacket_traits<Packet>::type;
+  using Bits = std::conditional_t<sizeof(Scalar) == 8, std::uint64_t, std::uint32_t>;
+  constexpr int kWidth = Eigen::internal::unpacket_traits<Packet>::size;
+  Scalar values[kWidth];
+  Eigen::internal::pstoreu(values, lanes);
+  unsigned mask = 0;
+  for (int l = 0; l < kWidth; ++l) {
+    Bits pattern;
+    std::memcpy(&pattern, &values[l], sizeof pattern);
+    if (pattern != 0) mask |= 1u << l;
+  }
+  return mask;
+}
+#if defined(__SSE2__)
+inline unsigned lane_bits(__m128d lanes) { return unsigned(_mm_movemask_pd(lanes)); }
+inline unsigned lane_bits(__m128 lanes) { return unsigned(_mm_movemask_ps(lanes)); }
+#endif
+#if defined(__AVX__)
+inline unsigned lane_bits(__m256d lanes) { return unsigned(_mm256_movemask_pd(lanes)); }
+inline unsigned lane_bits(__m256 lanes) { return unsigned(_mm256_movemask_ps(lanes)); }
+#endif
+
+// The screened join scan's operations on Eigen's packets (SSE, AVX, NEON...), with lane
+// conditions as bits like AVX-512's masks.
+template <typename Scalar>
+struct PacketLanes {
+  using Vec = typename Eigen::internal::packet_traits<Scalar>::type;
+  using Mask = unsigned;
+  static constexpr Index kWidth = Eigen::internal::packet_traits<Scalar>::size;
+  static Vec set1(Scalar v) { return Eigen::internal::pset1<Vec>(v); }
+  static Vec load(const Scalar* p) { return Eigen::internal::ploadu<Vec>(p); }
+  static void store(Scalar* p, Vec v) { Eigen::internal::pstoreu(p, v); }
+  // Unfused, as the packet arithmetic of the correlations' update has always been here.
+  static Vec minus_product(Vec c, Vec a, Vec b) {
+    return Eigen::internal::psub(c, Eigen::internal::pmul(a, b));
+  }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return Eigen::internal::pmadd(a, b, c); }
+  static Vec abs(Vec v) { return Eigen::internal::pabs(v); }
+  static Mask eq(Vec a, Vec b) { return bits(Eigen::internal::pcmp_eq(a, b)); }
+  static Mask le(Mask m, Vec a, Vec b) { return m & bits(Eigen::internal::pcmp_le(a, b)); }
+  static Mask bits(Vec lanes) { return lane_bits(lanes); }
+};
+
+template <typename Scalar>
+using ScanLanes = PacketLanes<Scalar>;
+#endif
+
 // How far the join scan's screen (below) leans towards letting an atom through, relative
 // to C and g |u_j|. Rounding needs a few eps; the slack costs only an exact evaluation of
 // a rare near-tie packet.
@@ -235,28 +290,28 @@ Scalar screen_tolerance() {
   return std::is_same<Scalar, float>::value ? Scalar(1e-4) : Scalar(1e-9);
 }
 
-// smallest_join on AVX-512, screened. Only joins before `bound` (the stop step) matter,
-// and an atom joins before g exactly when it has crossed the band by then,
-// |c_j - g u_j| >= C - g (c_j - g u_j in positive mode): |c_j - gamma u_j| - (C - gamma)
-// is convex in gamma and negative at 0. That test is a multiply-add and a compare per
-// atom with no chain from one packet to the next; only the packets holding an atom that
-// passes it (a few per scan: g falls to the best join found so far) get the exact step,
-// by the same arithmetic as join_step, division included. The screen leans towards
-// passing (screen_tolerance), so every atom whose rounded step is <= g is evaluated.
-// The result is what a plain scan of join_step + blocked gives wherever that is below
-// `bound`; above it, `best` may be larger or +inf (the caller takes no join then).
-// The screen passes ~2.5 packets a scan on the patches. It replaced a division-free scan
-// that kept each lane's first minimum by cross-multiplying: that chain of compares and
-// selects from packet to packet bound the scan. lars_bench (patches, 64 x 256, AVX-512
-// VM), together with earliest_drop, us a sample: 5.04 -> 4.37-4.45 in double, 3.31-3.39
-// -> 3.21 in float; the codes are bitwise the same.
+// smallest_join, screened. Only joins before `bound` (the stop step) matter, and an atom
+// joins before g exactly when it has crossed the band by then, |c_j - g u_j| >= C - g
+// (c_j - g u_j in positive mode): |c_j - gamma u_j| - (C - gamma) is convex in gamma and
+// negative at 0. That test is a multiply-add and a compare per atom with no chain from
+// one packet to the next; only the packets holding an atom that passes it (~2.5 a scan on
+// the patches: g falls to the best join found so far) get the exact steps, by join_step
+// itself. The screen leans towards passing (screen_tolerance), so every atom whose
+// rounded step is <= g is evaluated. The result is what a plain scan of join_step +
+// blocked gives wherever that is below `bound`; above it, `best` may be larger or +inf
+// (the caller takes no join then).
+// It replaced, on AVX-512, a division-free scan that kept each lane's first minimum by
+// cross-multiplying (a chain of compares and selects from packet to packet), and on
+// other builds a division per packet. lars_bench (patches, 64 x 256), us a sample, codes
+// bitwise the same: AVX-512, with earliest_drop, 5.04 -> 4.37-4.45 in double and
+// 3.31-3.39 -> 3.21 in float; AVX2 (-march=x86-64-v3) 5.93 -> 5.06 and 3.70 -> 3.50.
 // kMoved: last_gamma != 0 (else last_u may be stale); a template argument so that the
 // loop carries no test of it.
 template <bool kPositive, bool kMoved, typename Scalar>
-void smallest_join_avx512(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
-                          const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator,
-                          Scalar bound, Scalar& best, Index& best_index) {
-  using V = Avx512<Scalar>;
+void screened_join_scan(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
+                        const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator,
+                        Scalar bound, Scalar& best, Index& best_index) {
+  using V = ScanLanes<Scalar>;
   using Vec = typename V::Vec;
   using Mask = typename V::Mask;
   constexpr Index kWidth = V::kWidth;
@@ -279,11 +334,11 @@ void smallest_join_avx512(Scalar* c, const Scalar* last_u, Scalar last_gamma, co
   for (; j + kWidth <= K; j += kWidth) {
     Vec cj = V::load(c + j);
     if (kMoved) {
-      cj = V::fnmadd(step, V::load(last_u + j), cj);
+      cj = V::minus_product(cj, step, V::load(last_u + j));
       V::store(c + j, cj);
     }
     Vec uj = V::load(u + j);
-    Vec crossed = V::fnmadd(g, uj, cj);
+    Vec crossed = V::minus_product(cj, g, uj);
     if (!kPositive) crossed = V::abs(crossed);
     crossed = V::fmadd(g_slack, V::abs(uj), crossed);
     const Mask pass = V::le(V::eq(V::load(blocked + j), zero), band, crossed);
@@ -313,66 +368,21 @@ void smallest_join_avx512(Scalar* c, const Scalar* last_u, Scalar last_gamma, co
     }
   }
 }
-#endif
 
 // The join steps (join_step + blocked) of atoms [0, K): the smallest and the lowest index
-// holding it, where that is below `bound` (see smallest_join_avx512). First, in the same
+// holding it, where that is below `bound` (see screened_join_scan). First, in the same
 // pass, the last step's move is applied to the correlations, c -= last_gamma last_u
 // (stored back), which saves a pass over K.
 template <bool kPositive, typename Scalar>
 void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Scalar* u,
-                   const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator,
-                   [[maybe_unused]] Scalar bound, Scalar& best, Index& best_index) {
-#if defined(__AVX512F__)
+                   const Scalar* blocked, Index K, Scalar C, Scalar tiny_denominator, Scalar bound,
+                   Scalar& best, Index& best_index) {
   if (last_gamma != Scalar(0))
-    smallest_join_avx512<kPositive, true>(c, last_u, last_gamma, u, blocked, K, C, tiny_denominator,
-                                          bound, best, best_index);
+    screened_join_scan<kPositive, true>(c, last_u, last_gamma, u, blocked, K, C, tiny_denominator,
+                                        bound, best, best_index);
   else
-    smallest_join_avx512<kPositive, false>(c, last_u, last_gamma, u, blocked, K, C,
-                                           tiny_denominator, bound, best, best_index);
-#else
-  namespace simd = Eigen::internal;
-  using Packet = typename simd::packet_traits<Scalar>::type;
-  const Packet one = simd::pset1<Packet>(Scalar(1));
-  const Packet zero = simd::pset1<Packet>(Scalar(0));
-  const Packet sign_bit = simd::pset1<Packet>(Scalar(-0.0));
-  const Packet level = simd::pset1<Packet>(C);
-  const Packet tiny = simd::pset1<Packet>(tiny_denominator);
-  const bool moved = last_gamma != Scalar(0);  // else last_u may be stale
-  const Packet step = simd::pset1<Packet>(last_gamma);
-  const auto packet_candidates = [&](Index j) {
-    Packet cj = simd::ploadu<Packet>(c + j);
-    if (moved) {
-      cj = simd::psub(cj, simd::pmul(step, simd::ploadu<Packet>(last_u + j)));
-      simd::pstoreu(c + j, cj);
-    }
-    Packet uj = simd::ploadu<Packet>(u + j);
-    const Packet plus_den = simd::psub(one, uj);
-    Packet ok = simd::pcmp_lt(tiny, plus_den);
-    if (!kPositive) {
-      // The - side is the + side of (-c, -u): flip the signs of c and u where it is taken.
-      const Packet plus_ok = ok;
-      const Packet minus_ok = simd::pcmp_lt(tiny, simd::padd(one, uj));
-      const Packet plus_side =
-          simd::pandnot(plus_ok, simd::pandnot(minus_ok, simd::pcmp_le(simd::pmul(level, uj), cj)));
-      const Packet flip = simd::pandnot(sign_bit, plus_side);
-      cj = simd::pxor(cj, flip);
-      uj = simd::pxor(uj, flip);
-      ok = simd::por(plus_ok, minus_ok);
-    }
-    // Where no side counts the denominator becomes 0: x / 0 is +inf, or NaN for x = 0,
-    // which first_minimum never picks either.
-    const Packet den = simd::pand(ok, simd::psub(one, uj));
-    const Packet steps = simd::pdiv(simd::pmax(simd::psub(level, cj), zero), den);
-    return simd::padd(steps, simd::ploadu<Packet>(blocked + j));
-  };
-  const auto candidate = [&](Index j) {
-    if (moved) c[j] -= last_gamma * last_u[j];
-    bool plus_side;
-    return join_step<kPositive>(c[j], u[j], C, tiny_denominator, plus_side) + blocked[j];
-  };
-  first_minimum(K, packet_candidates, candidate, best, best_index);
-#endif
+    screened_join_scan<kPositive, false>(c, last_u, last_gamma, u, blocked, K, C, tiny_denominator,
+                                         bound, best, best_index);
 }
 
 // The drop steps -a_k / w_k of active slots [0, n) (w_k != 0): the smallest that is > 0
