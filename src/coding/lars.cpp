@@ -387,8 +387,9 @@ void smallest_join(Scalar* c, const Scalar* last_u, Scalar last_gamma, const Sca
 
 // The drop steps -a_k / w_k of active slots [0, n) (w_k != 0): the smallest that is > 0
 // and below `gamma`, and the lowest slot holding it, into gamma and slot; false if none.
-// On AVX-512 a packet of slots takes one division and a masked minimum: the scalar loop's
-// divisions and data-dependent branches were ~9 % of a solve (lars_bench, patches).
+// A packet of slots takes one division and one test of its lanes' conditions: the scalar
+// loop's divisions and data-dependent branches were ~9 % of a solve on AVX-512
+// (lars_bench, patches).
 template <typename Scalar>
 bool earliest_drop(const Scalar* code, const Scalar* direction, Index n, Scalar& gamma,
                    Index& slot) {
@@ -412,15 +413,33 @@ bool earliest_drop(const Scalar* code, const Scalar* direction, Index n, Scalar&
     found = true;
   }
 #else
-  for (Index k = 0; k < n; ++k) {
-    if (direction[k] == Scalar(0)) continue;
+  // Whole packets: one division and the lanes' conditions as bits, then the few lanes
+  // that hold a candidate one by one, in ascending order (strict "<": the lowest slot
+  // keeps a tie); the remaining slots one at a time.
+  namespace simd = Eigen::internal;
+  using V = PacketLanes<Scalar>;
+  using Vec = typename V::Vec;
+  const auto consider = [&](Index k) {
+    if (direction[k] == Scalar(0)) return;
     const Scalar g = -code[k] / direction[k];
     if (g > Scalar(0) && g < gamma) {
       gamma = g;
       slot = k;
       found = true;
     }
+  };
+  const Vec zero = V::set1(Scalar(0));
+  Index k = 0;
+  for (; k + V::kWidth <= n; k += V::kWidth) {
+    const Vec w = V::load(direction + k);
+    const Vec steps = simd::pdiv(simd::psub(zero, V::load(code + k)), w);
+    const unsigned ahead = V::bits(simd::pcmp_lt(zero, steps)) &
+                           V::bits(simd::pcmp_lt(steps, V::set1(gamma))) &
+                           ~V::bits(simd::pcmp_eq(w, zero));
+    for (unsigned bits = ahead; bits != 0; bits &= bits - 1)
+      consider(k + Index(__builtin_ctz(bits)));
   }
+  for (; k < n; ++k) consider(k);
 #endif
   return found;
 }
