@@ -158,7 +158,7 @@ Scalar side_step(Scalar numerator, Scalar den, Scalar tiny) {
 // With both denominators above `tiny`, cross-multiplying shows the + side is the smaller
 // exactly when C u_j <= c_j, so one division serves both sides (two per atom made the
 // whole solve ~5 % slower); otherwise the side whose denominator counts is taken.
-// smallest_join's packets do the same arithmetic, lane by lane.
+// screened_join_scan takes the exact steps of the atoms its screen passes from here.
 template <bool kPositive, typename Scalar>
 bool join_plus_side(Scalar c, Scalar u, Scalar C, Scalar tiny) {
   if (kPositive) return true;
@@ -337,7 +337,7 @@ void screened_join_scan(Scalar* c, const Scalar* last_u, Scalar last_gamma, cons
       cj = V::minus_product(cj, step, V::load(last_u + j));
       V::store(c + j, cj);
     }
-    Vec uj = V::load(u + j);
+    const Vec uj = V::load(u + j);
     Vec crossed = V::minus_product(cj, g, uj);
     if (!kPositive) crossed = V::abs(crossed);
     crossed = V::fmadd(g_slack, V::abs(uj), crossed);
