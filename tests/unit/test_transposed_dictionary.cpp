@@ -24,10 +24,11 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 TEST_CASE("TransposedDictionary::multiply is D^T Y by blocks of atoms", "[gram]") {
   Random random(23);
-  // Partial tiles of atoms (K % 16) and columns (n % 8), d = 0, and d over one pass of
-  // rows (300, 600: the sums continue from the stored partial sums).
-  const Index shapes[][3] = {{64, 256, 256}, {7, 37, 13},   {0, 20, 5}, {300, 50, 19},
-                             {600, 17, 9},   {128, 512, 1}, {1, 1, 1}};
+  // Partial tiles of atoms (K % 16) and columns (n % 8), d = 0, d over one pass of rows
+  // (300, 600: the sums continue from the stored partial sums), and K >= 512, where the
+  // tiles request rows of D^T ahead (also over two passes, with partial tiles).
+  const Index shapes[][3] = {{64, 256, 256}, {7, 37, 13},   {0, 20, 5},     {300, 50, 19},
+                             {600, 17, 9},   {128, 512, 1}, {300, 521, 11}, {1, 1, 1}};
   for (const auto& shape : shapes) {
     const Index d = shape[0], K = shape[1], n = shape[2];
     INFO("d=" << d << " K=" << K << " n=" << n);
