@@ -1,7 +1,7 @@
 // product_bench: times the two dense products of a minibatch, D^T X and G = D^T D, both
 // ways dictlearn can form them: Eigen's GEMM on D, and the register tiles on a row-major
 // copy of D (core/transposed_dictionary.hpp), one thread, to re-measure where the copy
-// pays (TransposedDictionary::pays_off: an AVX-512 build and d <= 256).
+// pays (TransposedDictionary::pays_off: an AVX-512 build, d <= 256 and d K <= 128 x 512).
 //
 //   product_bench [--shapes 64x256,128x512,784x256] [--samples 256] [--reps 500]
 //
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
                                        (gram_eigen - gram_copy).cwiseAbs().maxCoeff());
     std::printf("| %ld x %ld | %.1f | %.1f | %.1f | %.1f | %s | %.3g |\n", long(d), long(K),
                 dtx_eigen, dtx_copy, gram_by_eigen, gram_by_copy,
-                dictlearn::TransposedDictionary::pays_off(d) ? "yes" : "no", difference);
+                dictlearn::TransposedDictionary::pays_off(d, K) ? "yes" : "no", difference);
   }
   return 0;
 }

@@ -181,7 +181,8 @@ Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_
   if (double_) {
     // The copy set_dictionary() made, where it pays.
     const TransposedDictionary* transposed =
-        TransposedDictionary::pays_off(dictionary_.rows()) ? &transposed_ : nullptr;
+        TransposedDictionary::pays_off(dictionary_.rows(), dictionary_.cols()) ? &transposed_
+                                                                               : nullptr;
     return double_->encode(dictionary_, transposed, gram_, x, warm_codes, codes, residual_sqnorms,
                            beside);
   }

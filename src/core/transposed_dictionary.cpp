@@ -100,16 +100,24 @@ void TransposedDictionary::assign(const Matrix& dictionary) {
 }
 
 const TransposedDictionary* TransposedDictionary::assign_where_it_pays(const Matrix& dictionary) {
-  if (!pays_off(dictionary.rows())) return nullptr;
+  if (!pays_off(dictionary.rows(), dictionary.cols())) return nullptr;
   assign(dictionary);
   return this;
 }
 
-bool TransposedDictionary::pays_off(Index d) {
+bool TransposedDictionary::pays_off(Index d, Index K) {
 #if defined(__AVX512F__)
-  return d <= kDepth;
+  // Training loops in s, the copy against Eigen on D (AVX-512 VM, alternating runs):
+  // - the patches, 64 x 256: 1x2 0.525-0.535 against 0.550-0.587, 2x1 0.506-0.519 against
+  //   0.521-0.528, 1x1 even;
+  // - the suite's synthetic set, 128 x 512: even (1x1 0.527-0.548 against 0.524-0.544);
+  // - one epoch of 10240 synthetic samples, 1x1: Eigen's packed kernel wins at 128 x 1024
+  //   (3.52 against 3.66-3.68), 256 x 512 (1.87 against 1.90) and 256 x 1024 (3.44-3.49
+  //   against 3.73-3.92).
+  constexpr Index kLargestCopy = 128 * 512;
+  return d <= kDepth && d * K <= kLargestCopy;
 #else
-  (void)d;
+  (void)d, (void)K;
   return false;
 #endif
 }

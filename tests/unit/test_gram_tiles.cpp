@@ -61,7 +61,7 @@ TEST_CASE("gram_matrix is D^T D, bitwise the same for any thread count", "[gram]
       CHECK((reversed - expected).cwiseAbs().maxCoeff() <=
             1e-13 * scale * double(std::max<Index>(d, 1)));
       // gram_matrix() without a copy makes the copy where it pays.
-      if (from_copy == dictlearn::TransposedDictionary::pays_off(d)) CHECK(reversed == one);
+      if (from_copy == dictlearn::TransposedDictionary::pays_off(d, K)) CHECK(reversed == one);
     }
     // copy_upper() moves a tile's upper block only; copy_upper_and_mirror() rebuilds both
     // blocks from it, between arrays of different leading dimensions.
