@@ -2,15 +2,32 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/core/random.hpp"
 
 namespace dictlearn {
+namespace {
+// Whether none of the n values is NaN or infinite (all exponent bits set): one branch-free
+// pass of integer operations, which the compiler vectorises; a chunk that fails is then
+// searched value by value for the message.
+bool all_finite(const double* values, Index n) {
+  constexpr std::uint64_t kExponent = 0x7ff0000000000000ull;
+  std::uint64_t non_finite = 0;
+  for (Index i = 0; i < n; ++i) {
+    std::uint64_t bits;
+    std::memcpy(&bits, values + i, sizeof bits);
+    non_finite |= (bits & kExponent) == kExponent ? 1u : 0u;
+  }
+  return non_finite == 0;
+}
+}  // namespace
 
-MinibatchLoader::MinibatchLoader(SampleSource& source, const MinibatchSchedule& schedule,
-                                 int rank, int ranks)
+MinibatchLoader::MinibatchLoader(SampleSource& source, const MinibatchSchedule& schedule, int rank,
+                                 int ranks)
     : source_(source), schedule_(schedule), rank_(rank), ranks_(ranks) {
   const auto [first, last] = schedule.owned_shards(rank, ranks);
   for (Index v = first; v < last; ++v) {
@@ -33,7 +50,8 @@ Index MinibatchLoader::reads_needed(int rank, Index t) const {
   const auto [first, last] = schedule_.owned_shards(rank, ranks_);
   Index reads = 0;
   for (Index v = first; v < last; ++v)
-    reads += orders_[size_t(v)].reads_for(schedule_.take_begin(v, t), schedule_.take_begin(v, t + 1));
+    reads +=
+        orders_[size_t(v)].reads_for(schedule_.take_begin(v, t), schedule_.take_begin(v, t + 1));
   return reads;
 }
 
@@ -45,7 +63,7 @@ void MinibatchLoader::read_chunk(Stream& stream, Index q, std::string& failure) 
   stream.row_perm.resize(size_t(size));
   std::iota(stream.row_perm.begin(), stream.row_perm.end(), Index(0));
   Random(order.row_seed(q)).shuffle(stream.row_perm.data(), stream.row_perm.size());
-  if (!failure.empty()) return;
+  if (!failure.empty() || all_finite(stream.buffer.data(), stream.buffer.rows() * size)) return;
   const Index d = stream.buffer.rows();
   for (Index j = 0; j < size; ++j)
     for (Index i = 0; i < d; ++i) {

@@ -426,22 +426,27 @@ TEST_CASE("loader: every simulated rank issues the same number of read calls per
 }
 
 TEST_CASE("loader reports the first non-finite value with its row and column", "[loader]") {
+  const double poison =
+      GENERATE(std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+               -std::numeric_limits<double>::infinity());
+  INFO("poison " << poison);
   MemorySource clean(20, 3);
   class Poisoned : public dictlearn::SampleSource {
    public:
-    explicit Poisoned(MemorySource& inner) : inner_(inner) {}
+    Poisoned(MemorySource& inner, double poison) : inner_(inner), poison_(poison) {}
     Index samples() const override { return inner_.samples(); }
     Index dim() const override { return inner_.dim(); }
     std::string describe() const override { return "poisoned"; }
     void read_rows(Index begin, Index count, double* out) override {
       inner_.read_rows(begin, count, out);
       for (Index j = 0; j < count; ++j)
-        if (begin + j == 13) out[j * dim() + 2] = std::numeric_limits<double>::quiet_NaN();
+        if (begin + j == 13) out[j * dim() + 2] = poison_;
     }
 
    private:
     MemorySource& inner_;
-  } source(clean);
+    double poison_;
+  } source(clean, poison);
   ScheduleOptions o;
   o.batch_size = 5;
   o.virtual_shards = 2;
