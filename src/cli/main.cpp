@@ -918,7 +918,7 @@ bool node_has_fabric_device() {
 //   chosen anyway;
 // - hwloc's discovery of PCI devices, which Open MPI wants for the locality of network
 //   cards; each read of a device's configuration space traps to the hypervisor on a VM:
-//   ~0.02 s per rank (`mpirun -n 2 dictlearn --version` 0.16-0.17 s -> 0.14-0.15 s).
+//   ~0.02 s per rank (`mpirun -n 2 dictlearn --version` 0.16-0.18 s -> 0.14 s).
 // Settings the user made (mpirun --mca pml ..., OMPI_MCA_pml, HWLOC_COMPONENTS) are left
 // alone; other MPI libraries ignore these variables.
 void skip_fabric_probes_without_fabric() {
