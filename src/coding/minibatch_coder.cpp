@@ -149,6 +149,7 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
   const int threads = double_ ? double_->threads : float_->threads;
   // A transposed copy of D where it pays (core/transposed_dictionary.hpp), for G and D^T X.
   const TransposedDictionary* from = transposed_.assign_where_it_pays(dictionary);
+  transposed_in_use_ = from != nullptr;
   const bool timing = node_gram_ && gram_timed_calls_ >= 0 && !gram_sharing_timed();
   const bool together = node_gram_ && (!timing || gram_timed_calls_ % 2 == 0);
   const double start = timing ? MPI_Wtime() : 0.0;
@@ -178,14 +179,9 @@ void MinibatchCoder::set_dictionary(const Matrix& dictionary) {
 Index MinibatchCoder::encode(const Matrix& x, Matrix& codes, const Matrix* warm_codes,
                              Vector* residual_sqnorms, const std::function<void()>& beside) {
   DICTLEARN_ASSERT(dictionary_.cols() == gram_.cols());  // set_dictionary was called
-  if (double_) {
-    // The copy set_dictionary() made, where it pays.
-    const TransposedDictionary* transposed =
-        TransposedDictionary::pays_off(dictionary_.rows(), dictionary_.cols()) ? &transposed_
-                                                                               : nullptr;
-    return double_->encode(dictionary_, transposed, gram_, x, warm_codes, codes, residual_sqnorms,
-                           beside);
-  }
+  if (double_)  // with the copy set_dictionary() made, where it pays
+    return double_->encode(dictionary_, transposed_in_use_ ? &transposed_ : nullptr, gram_, x,
+                           warm_codes, codes, residual_sqnorms, beside);
   Workspace<float>& w = *float_;
   w.x = x.cast<float>();
   if (warm_codes != nullptr) w.warm = warm_codes->cast<float>();

@@ -72,6 +72,7 @@ class MinibatchCoder {
   Precision precision_;
   Matrix dictionary_, gram_;         // the current D and G = D^T D, in double
   TransposedDictionary transposed_;  // D^T where it pays, for G and (in double) D^T X
+  bool transposed_in_use_ = false;   // set_dictionary() made the copy (it pays there)
   std::unique_ptr<Workspace<double>> double_;
   std::unique_ptr<Workspace<float>> float_;
   std::unique_ptr<NodeGram> node_gram_;
