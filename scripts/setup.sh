@@ -29,6 +29,8 @@ if [ "$PEER" -eq 1 ]; then
   PACKAGES+=(r-base-dev r-cran-rcppmlpack)
 fi
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
@@ -36,10 +38,21 @@ for package in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Open MPI's mpirun resolves "localhost" at every launch. Without /etc/hosts (a minimal
+# chroot or image: debootstrap writes none) the query goes to DNS; in such a chroot every
+# launch took 5 s more (a resolver timeout). Debian's installer writes these lines; here
+# they are written only when the file is missing altogether, never into an existing one.
+if [ ! -e /etc/hosts ]; then
+  echo "setup: /etc/hosts is missing; writing the standard localhost lines"
+  printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' |
+    $SUDO tee /etc/hosts >/dev/null
+elif ! grep -Eq '^[^#]*[[:space:]]localhost([[:space:]]|$)' /etc/hosts; then
+  echo "setup: warning: /etc/hosts has no localhost entry; every mpirun launch then asks DNS" \
+    "for it (up to 5 s each). Add '127.0.0.1 localhost' to /etc/hosts." >&2
 fi
 
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
