@@ -957,7 +957,7 @@ def plot(path, curve, datasets):
 
 
 def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, curve, have_png,
-                   total_s, cpus=()):
+                   total_s, cpus=(), skipped=()):
     L = []
     L.append("# dictlearn benchmark suite%s" % (" (quick smoke test)" if a.quick else ""))
     L.append("")
@@ -981,6 +981,14 @@ def write_markdown(path, a, machine, dsrecs, configs, summary, floors, memory, c
                  " ".join("%.2f" % x for x in machine["load_average_start"]),
                  " ".join("%.2f" % x for x in machine.get("load_average_end", []))))
     L.append("")
+    if skipped:
+        # Up front: a table without a requested dataset must not read as complete.
+        L.append("**Skipped** (the tables below leave these out):")
+        L.append("")
+        for what, reason in skipped:
+            reason = " ".join(reason.split())
+            L.append("- %s: %s" % (what, reason if len(reason) <= 400 else reason[:400] + " ..."))
+        L.append("")
     L.append("## Datasets")
     L.append("")
     L.append("| dataset | train x d | test | K | lambda | batch | epochs | made by |")
@@ -1209,12 +1217,14 @@ def main(argv=None):
 
     configs = dataset_configs(a.quick, a.data_seed, a.patch_images)
     dsrecs, rows, floors, curve, memory, cpus = {}, [], {}, [], [], []
+    skipped = []  # (part of the suite, reason), for results.md as well as the log
     for ds in a.dataset_list:
         cfg = configs[ds]
         try:
             rec = ensure_dataset(a, ds, cfg)
         except RuntimeError as exc:
             log("%s: skipped: %s" % (ds, exc))
+            skipped.append(("dataset %s" % ds, str(exc)))
             continue
         dsrecs[ds] = rec
         cfg.update(path=rec["path"], train=rec["train"], dim=rec["dim"])
@@ -1226,6 +1236,7 @@ def main(argv=None):
                 cpus = cpu_check(S, a, ds, cfg)
             except RuntimeError as exc:
                 log("cpu check skipped: %s" % exc)
+                skipped.append(("CPU check", str(exc)))
         run_dataset(S, a, ds, cfg, rows, floors, curve)
         S.test_sets.clear()
     if not a.no_memory:
@@ -1233,6 +1244,7 @@ def main(argv=None):
             memory = memory_check(S, a)
         except RuntimeError as exc:
             log("memory check skipped: %s" % exc)
+            skipped.append(("memory check", str(exc)))
 
     machine["load_average_end"] = list(os.getloadavg())
     with open(os.path.join(a.out, "machine.json"), "w") as fh:
@@ -1260,7 +1272,7 @@ def main(argv=None):
     total = time.perf_counter() - t_start
     md = os.path.join(a.out, "results.md")
     write_markdown(md, a, machine, dsrecs, configs, summary, floors, memory, curve, have_png,
-                   total, cpus)
+                   total, cpus, skipped)
     if not a.keep_dictionaries:
         try:
             os.rmdir(S.dicts)
