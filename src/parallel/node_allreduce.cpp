@@ -31,22 +31,32 @@ void NodeAllreduce::sum_chunk(double* data, Index count) {
   const std::uint64_t step = ++steps_;
   // Rank r's slice of the chunk: [first(r), first(r + 1)).
   const auto first = [&](int r) { return count * r / ranks; };
-  std::memcpy(buffer(rank, step), data, sizeof(double) * std::size_t(count));
+  // Only the other ranks' slices go into my buffer; my own slice I add from `data`. Copying
+  // the whole vector took 0.017-0.019 s of a 0.52 s epoch (patches, 2 ranks), half of it
+  // 0.007-0.012 s.
+  double* mine = buffer(rank, step);
+  for (int r = 0; r < ranks; ++r)
+    if (r != rank)
+      std::memcpy(mine + first(r), data + first(r),
+                  sizeof(double) * std::size_t(first(r + 1) - first(r)));
   publish_and_wait(memory_, kCounter, 2 * step - 1);  // every rank's vector is in place
   // My slice, summed in rank order into `data` (a piece of it at a time, kept in the L1
   // cache while every rank's values are added), then copied into my own buffer, whose
   // slice no other rank reads before the next counter.
-  double* mine = buffer(rank, step);
   constexpr Index kPiece = 1024;
+  double own[kPiece];  // my values of the piece, which the sum overwrites in `data`
   for (Index begin = first(rank), end = first(rank + 1); begin < end; begin += kPiece) {
-    const Index stop = std::min(end, begin + kPiece);
-    const double* zeroth = buffer(0, step);
-    for (Index i = begin; i < stop; ++i) data[i] = zeroth[i];
-    for (int r = 1; r < ranks; ++r) {
-      const double* theirs = buffer(r, step);
-      for (Index i = begin; i < stop; ++i) data[i] += theirs[i];
+    const Index length = std::min(end - begin, kPiece);
+    std::memcpy(own, data + begin, sizeof(double) * std::size_t(length));
+    double* sum = data + begin;
+    for (int r = 0; r < ranks; ++r) {
+      const double* values = r == rank ? own : buffer(r, step) + begin;
+      if (r == 0)
+        for (Index i = 0; i < length; ++i) sum[i] = values[i];
+      else
+        for (Index i = 0; i < length; ++i) sum[i] += values[i];
     }
-    std::memcpy(mine + begin, data + begin, sizeof(double) * std::size_t(stop - begin));
+    std::memcpy(mine + begin, sum, sizeof(double) * std::size_t(length));
   }
   publish_and_wait(memory_, kCounter, 2 * step);  // every slice is summed
   for (int r = 0; r < ranks; ++r)

@@ -1,8 +1,8 @@
 #pragma once
 // Elementwise sums of a vector of doubles over the ranks of one node, through node shared
-// memory instead of MPI_Allreduce: each rank copies its vector into its segment, adds up
-// its own slice of the vector over all ranks (in rank order), and then copies the other
-// ranks' summed slices. No messages and no temporaries; for the per-minibatch
+// memory instead of MPI_Allreduce: each rank copies the other ranks' slices of its vector
+// into its segment, adds up its own slice over all ranks (in rank order), and then copies
+// the other ranks' summed slices. No messages and no temporaries; for the per-minibatch
 // statistics (hundreds of KiB) it is faster than Open MPI's allreduce between the ranks of
 // a node (measured in docs/scaling.md).
 //
