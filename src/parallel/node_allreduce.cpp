@@ -40,23 +40,21 @@ void NodeAllreduce::sum_chunk(double* data, Index count) {
       std::memcpy(mine + first(r), data + first(r),
                   sizeof(double) * std::size_t(first(r + 1) - first(r)));
   publish_and_wait(memory_, kCounter, 2 * step - 1);  // every rank's vector is in place
-  // My slice, summed in rank order into `data` (a piece of it at a time, kept in the L1
-  // cache while every rank's values are added), then copied into my own buffer, whose
-  // slice no other rank reads before the next counter.
+  // My slice, summed in rank order into my own buffer (whose slice no other rank reads
+  // before the next counter; my own values come from `data`), a piece at a time, kept in
+  // the L1 cache while every rank's values are added, then copied back into `data`.
   constexpr Index kPiece = 1024;
-  double own[kPiece];  // my values of the piece, which the sum overwrites in `data`
   for (Index begin = first(rank), end = first(rank + 1); begin < end; begin += kPiece) {
     const Index length = std::min(end - begin, kPiece);
-    std::memcpy(own, data + begin, sizeof(double) * std::size_t(length));
-    double* sum = data + begin;
+    double* sum = mine + begin;
     for (int r = 0; r < ranks; ++r) {
-      const double* values = r == rank ? own : buffer(r, step) + begin;
+      const double* values = (r == rank ? data : buffer(r, step)) + begin;
       if (r == 0)
         for (Index i = 0; i < length; ++i) sum[i] = values[i];
       else
         for (Index i = 0; i < length; ++i) sum[i] += values[i];
     }
-    std::memcpy(mine + begin, sum, sizeof(double) * std::size_t(length));
+    std::memcpy(data + begin, sum, sizeof(double) * std::size_t(length));
   }
   publish_and_wait(memory_, kCounter, 2 * step);  // every slice is summed
   for (int r = 0; r < ranks; ++r)
