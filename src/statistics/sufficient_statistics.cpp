@@ -59,8 +59,20 @@ void PackedStatistics::pack(const Matrix& x, const Matrix& codes, int threads, I
     pack_sparse(x, codes, threads);
 }
 
+void PackedStatistics::add_atom_usage(const Matrix& codes, double* usage) const {
+  DICTLEARN_ASSERT(codes.rows() == atoms_);
+  if (lists_current_) {  // the counting sort's atom boundaries hold the counts
+    for (Index k = 0; k < atoms_; ++k)
+      usage[k] += double(atom_first_[size_t(k) + 1] - atom_first_[size_t(k)]);
+    return;
+  }
+  for (Index j = 0; j < codes.cols(); ++j)
+    for (Index k = 0; k < atoms_; ++k) usage[k] += codes(k, j) != 0.0 ? 1.0 : 0.0;
+}
+
 void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int threads) {
   DICTLEARN_ASSERT(x.cols() == codes.cols() && codes.rows() == atoms_ && x.rows() == dim_);
+  lists_current_ = true;
   const Index n = codes.cols(), K = atoms_, d = dim_;
   double* triangle = buffer_.data();  // (i, k), i <= k, at k (k + 1) / 2 + i
   double* cross = buffer_.data() + triangle_;
@@ -133,6 +145,7 @@ void PackedStatistics::pack_sparse(const Matrix& x, const Matrix& codes, int thr
 
 void PackedStatistics::pack_dense(const Matrix& x, const Matrix& codes) {
   DICTLEARN_ASSERT(x.cols() == codes.cols() && codes.rows() == atoms_ && x.rows() == dim_);
+  lists_current_ = false;
   if (gram_work_.rows() != atoms_) {  // first dense minibatch: allocate the BLAS outputs
     gram_work_.resize(atoms_, atoms_);
     cross_work_.resize(dim_, atoms_);

@@ -534,9 +534,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
                                  MPI_Wtime() - last_checkpoint >= checkpoint.seconds
                              ? 1.0
                              : 0.0;
-      double* usage = extras + kUsage;  // per atom: samples that use it
-      for (Index j = 0; j < n; ++j)
-        for (Index k = 0; k < K; ++k) usage[k] += codes(k, j) != 0.0 ? 1.0 : 0.0;
+      packed.add_atom_usage(codes, extras + kUsage);  // per atom: samples that use it
       lap(times.statistics);
       if (node_sums)
         node_sums->sum(packed.data(), packed.size());

@@ -1,6 +1,7 @@
 // Sufficient statistics: the packed buffer reproduces C C^T and X C^T (with both scales of
 // add_to), sums of buffers (what the allreduce does) are the statistics of the union of the
-// minibatches, pack zeroes the extras; and the online forget factor is scikit-learn's.
+// minibatches, pack zeroes the extras, add_atom_usage counts the codes' atoms; and the
+// online forget factor is scikit-learn's.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -272,4 +273,33 @@ TEST_CASE("pack() switches to the dense accumulation above the crossover density
   CHECK(PackedStatistics::dense_crossover(256, 64) <= 110);
   CHECK(PackedStatistics::dense_crossover(1024, 64) >= 300);
   CHECK(PackedStatistics::dense_crossover(1024, 64) <= 450);
+}
+
+TEST_CASE("add_atom_usage counts each atom's nonzero codes after either accumulation",
+          "[statistics]") {
+  Random random(41);
+  const Index K = 40, d = 6, n = 23;
+  Matrix codes = sparse_codes(K, n, 0.15, random);
+  codes.col(7).setZero();                                   // a sample with no atom
+  codes(3, 11) = -0.0;                                      // a negative zero is no use of atom 3
+  codes.row(9).setZero();                                   // an atom no sample uses
+  codes(12, 4) = std::numeric_limits<double>::quiet_NaN();  // a use, as for the scan
+  const Matrix x = gaussian(d, n, random);
+  std::vector<double> expected(size_t(K), 1.0);  // starts from 1: usage adds up
+  for (Index j = 0; j < n; ++j)
+    for (Index k = 0; k < K; ++k)
+      if (codes(k, j) != 0.0) expected[size_t(k)] += 1.0;
+  PackedStatistics packed(K, d, 1);
+  for (const bool dense : {false, true, false}) {
+    INFO((dense ? "dense" : "sparse") << " pack");
+    const Matrix earlier = sparse_codes(K, n, 0.05, random);
+    packed.pack_sparse(gaussian(d, n, random), earlier);  // lists of other codes first
+    if (dense)
+      packed.pack_dense(x, codes);
+    else
+      packed.pack_sparse(x, codes, 2);
+    std::vector<double> usage(size_t(K), 1.0);
+    packed.add_atom_usage(codes, usage.data());
+    CHECK(usage == expected);
+  }
 }

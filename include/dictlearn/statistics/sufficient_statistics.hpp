@@ -55,6 +55,9 @@ class PackedStatistics {
   /// no others; default: all).
   void add_to(double a_scale, double scale, Matrix& a, Matrix& b, int threads = 1,
               std::pair<Index, Index> b_rows = {0, -1}) const;
+  /// usage[k] += the number of columns of `codes` (the last pack()'s, K x n) in which
+  /// atom k is nonzero. After a sparse pack, from its per-atom lists; else by a scan.
+  void add_atom_usage(const Matrix& codes, double* usage) const;
 
  private:
   Index atoms_, dim_, triangle_;
@@ -81,6 +84,7 @@ class PackedStatistics {
   std::vector<Index> atom_first_;  // K + 1
   std::vector<Index> atom_cursor_;
   std::vector<AtomEntry> atom_entries_;
+  bool lists_current_ = false;  // the last pack() was sparse: atom_first_ counts its codes
 };
 
 /// beta of the online weighting above.
