@@ -5,7 +5,11 @@
 // as `dictlearn train` runs it.
 //
 //   mpirun -n 2 online_update_bench [--shapes 64x256,128x512,784x256] [--reps 200]
-//                                   [--threads 1]
+//                                   [--threads 1] [--a-triangles full|upper]
+//
+// --a-triangles upper times the trainer's case: only A's upper triangle is current
+// (OnlineUpdateOptions::a_upper_only; the lower one is filled with NaN here, which would
+// reach D if it were read).
 //
 // The statistics are those of 2560 samples with 12 nonzero codes each (A = C C^T,
 // B = X C^T, Gaussian X and code values), the same on every rank; D starts from unit
@@ -18,6 +22,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -41,6 +46,7 @@ struct Options {
   std::vector<std::pair<Index, Index>> shapes{{64, 256}, {128, 512}, {784, 256}};
   int reps = 200;
   int threads = 1;
+  bool upper_only = false;  // --a-triangles upper
 };
 
 [[noreturn]] void usage_error(int rank, const std::string& message) {
@@ -54,7 +60,7 @@ struct Options {
   if (rank == 0)
     std::printf(
         "usage: mpirun -n P online_update_bench [--shapes 64x256,128x512,784x256] [--reps 200]\n"
-        "                                       [--threads 1]\n"
+        "                                       [--threads 1] [--a-triangles full|upper]\n"
         "\n"
         "Times one online (block-coordinate) dictionary update per shape, the rows of D updated "
         "by\n"
@@ -90,6 +96,9 @@ Options parse(int argc, char** argv, int rank) {
         options.reps = std::stoi(value);
       } else if (arg == "--threads") {
         options.threads = std::stoi(value);
+      } else if (arg == "--a-triangles") {
+        if (value != "full" && value != "upper") usage_error(rank, "--a-triangles: full or upper");
+        options.upper_only = value == "upper";
       } else {
         usage_error(rank, "unknown option " + arg);
       }
@@ -134,8 +143,10 @@ int main(int argc, char** argv) {
     const Options options = parse(argc, argv, comm.rank());
     try {
       if (comm.is_root()) {
-        std::printf("# online update, %d ranks x %d threads, best and median of %d calls (ms)\n",
-                    comm.size(), options.threads, options.reps);
+        std::printf(
+            "# online update, %d ranks x %d threads, A's %s, best and median of %d calls (ms)\n",
+            comm.size(), options.threads,
+            options.upper_only ? "upper triangle only" : "both triangles", options.reps);
         std::printf(
             "| d x K | unsplit best | unsplit median | split (MPI) best | split (MPI) median "
             "| split (shared memory) best | split (shared memory) median | unsplit / split "
@@ -146,6 +157,10 @@ int main(int argc, char** argv) {
         random_problem(d, K, a, b, start);
         dictlearn::OnlineUpdateOptions online;
         online.threads = options.threads;
+        if (options.upper_only) {
+          online.a_upper_only = true;
+          a.triangularView<Eigen::StrictlyLower>().setConstant(std::nan(""));
+        }
         online.row_split = &comm;
         Matrix unsplit = start, split = start;
         online.split = dictlearn::RowSplit::off;

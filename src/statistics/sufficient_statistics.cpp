@@ -160,7 +160,7 @@ void PackedStatistics::pack_dense(const Matrix& x, const Matrix& codes) {
 }
 
 void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b, int threads,
-                              std::pair<Index, Index> b_rows) const {
+                              std::pair<Index, Index> b_rows, Triangles a_triangles) const {
   DICTLEARN_ASSERT(a.rows() == atoms_ && a.cols() == atoms_ && b.rows() == dim_ &&
                    b.cols() == atoms_);
   // A by blocks of 16 columns: the upper part of each column (contiguous), then the block
@@ -191,6 +191,7 @@ void PackedStatistics::add_to(double a_scale, double scale, Matrix& a, Matrix& b
       }
       // A(j, i) = A(i, j) for i < j: rows j0..j1 of the columns left of the block, then
       // the block's own lower triangle.
+      if (a_triangles == Triangles::upper) continue;
       transpose_block(out_a + j0 * K, K, j0, j1 - j0, out_a + j0, K);
       mirror_upper_to_lower(out_a + j0 + j0 * K, j1 - j0, K);
     }

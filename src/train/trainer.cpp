@@ -14,6 +14,7 @@
 #include "dictlearn/coding/node_coding_team.hpp"
 #include "dictlearn/core/blas.hpp"
 #include "dictlearn/core/error.hpp"
+#include "dictlearn/core/transpose_block.hpp"
 #include "dictlearn/data/minibatch_loader.hpp"
 #include "dictlearn/parallel/node_allreduce.hpp"
 #include "dictlearn/parallel/node_shared_memory.hpp"
@@ -340,6 +341,10 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     });
   }
   online.constraint = mod.constraint = hebbian.constraint = &options.constraint;
+  // The online update reads only A's upper triangle when told so, and then the minibatch
+  // sums go into that one alone (add_to's mirror per minibatch cost more than the
+  // update's reads of the triangle's rows); a checkpoint mirrors A when it is written.
+  online.a_upper_only = options.update == UpdateKind::online;
   const bool distributed_mod =
       options.update == UpdateKind::mod &&
       (options.mod_solver == ModSolver::scalapack ||
@@ -450,6 +455,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   Index run_minibatches = 0;
   // A row-split online update keeps only this rank's rows of B current (the sweep reads
   // no others): a checkpoint first gathers the rest from their ranks.
+  const PackedStatistics::Triangles a_triangles =
+      online.a_upper_only ? PackedStatistics::Triangles::upper : PackedStatistics::Triangles::both;
+  const auto complete_a = [&](Matrix& full) {
+    if (a_triangles == PackedStatistics::Triangles::upper)
+      mirror_upper_to_lower(full.data(), full.rows(), full.rows());
+  };
   const auto complete_b = [&] {
     if (options.update == UpdateKind::online) online_update_gather_rows(online, b);
   };
@@ -457,6 +468,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     const double now = MPI_Wtime();
     complete_b();
     TrainState snapshot = state;  // timing fields as of now, the rest as is
+    complete_a(snapshot.a);
     snapshot.epoch_seconds += agreed_seconds(comm, now - epoch_start);
     snapshot.elapsed += agreed_seconds(comm, now - start);
     write_checkpoint(comm, checkpoint, snapshot);
@@ -559,12 +571,12 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
                                                    ? online_update_own_rows(online, d)
                                                    : std::pair<Index, Index>(0, d);
         packed.add_to(options.update == UpdateKind::hebbian ? 0.0 : beta, 1.0 / global_batch, a, b,
-                      threads, b_rows);
+                      threads, b_rows, a_triangles);
         update_dictionary(ahead >= 0 && next.t != ahead ? ahead : -1);
         if (options.replacement.enabled && state.window_batches >= replace_period)
           state.replaced += replace_atoms();
       } else {
-        packed.add_to(1.0, 1.0, a, b, threads);
+        packed.add_to(1.0, 1.0, a, b, threads, {0, -1}, a_triangles);
       }
       lap(times.update);
       ++state.step;
@@ -620,6 +632,7 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     state.epoch = options.epochs;
     if (checkpointing) complete_b();  // the same choice on every rank
     TrainState final_state = state;
+    complete_a(final_state.a);
     final_state.elapsed += agreed_seconds(comm, MPI_Wtime() - start);
     if (checkpointing) write_checkpoint(comm, checkpoint, final_state);  // resuming it: no-op
   }

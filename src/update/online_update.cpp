@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "dictlearn/core/error.hpp"
@@ -179,21 +180,59 @@ class BlockExchange {
   std::uint64_t sequence_ = 0;
 };
 
+// The block's weights are A(j, k0 + c) for every j and the block's atoms c: columns
+// k0 + c of A as they are, or, when only A's upper triangle is current
+// (OnlineUpdateOptions::a_upper_only), those columns for rows j < k0 and a row-major panel
+// (panel[(j - k0) * 8 + c]) gathered here for the rest: the block's own rows from both
+// sides of the diagonal, the rows past it from row k0 + c of each later column (8 values
+// on one cache line). Either way every product takes the same terms in row order j.
+void gather_panel(const Matrix& a, Index k0, Index atoms, double* panel) {
+  const Index K = a.cols();
+  const double* upper = a.data();
+  for (Index j = k0; j < k0 + atoms; ++j)
+    for (Index c = 0; c < kAtomBlock; ++c)
+      panel[(j - k0) * kAtomBlock + c] =
+          c < atoms ? upper[std::max(j, k0 + c) * K + std::min(j, k0 + c)] : 0.0;
+  for (Index j = k0 + atoms; j < K; ++j) {
+    __builtin_prefetch(upper + (j + 16) * K + k0);
+    std::memcpy(panel + (j - k0) * kAtomBlock, upper + j * K + k0, sizeof(double) * kAtomBlock);
+  }
+}
+
+// Where a block's weights come from: columns of A for rows j < column_rows (K: all of
+// them), then the block's panel (gather_panel; its first row is j = k0 = column_rows).
+struct BlockWeights {
+  const Matrix& a;
+  Index k0, column_rows;
+  const double* panel;
+};
+
+// Calls term(j, weights, stride) for j = 0 .. K - 1 in order, the weight of atom c being
+// weights[c * stride] (stride a std::integral_constant where it is known).
+template <typename Term>
+void for_each_weight_row(const BlockWeights& from, Term&& term) {
+  const Index K = from.a.cols();
+  const double* column = from.a.data() + from.k0 * K;  // A(j, k0 + c) at column[c * K + j]
+  for (Index j = 0; j < from.column_rows; ++j) term(j, column + j, K);
+  for (Index j = from.column_rows; j < K; ++j)
+    term(j, from.panel + (j - from.k0) * kAtomBlock, std::integral_constant<Index, 1>());
+}
+
 // products(:, c) = D(rows, :) a_{k0 + c} for c < atoms, rows [begin, begin + rows).
 template <Index kRows>
-void block_products(const Matrix& a, const Matrix& dictionary, Index k0, Index atoms, Index begin,
-                    Index rows, double* products, Index products_ld) {
-  const Index K = dictionary.cols(), d = dictionary.rows();
+void block_products(const BlockWeights& weights_from, const Matrix& dictionary, Index atoms,
+                    Index begin, Index rows, double* products, Index products_ld) {
+  const Index d = dictionary.rows();
   const Index n_rows = kRows > 0 ? kRows : rows;
   double tile[kAtomBlock][kRowBlock] = {};
-  const double* column = dictionary.data() + begin;
-  for (Index j = 0; j < K; ++j, column += d) {
-    const double* a_row = a.data() + k0 * K + j;  // A(j, k0 + c) at a_row[c * K]
+  const double* first = dictionary.data() + begin;
+  for_each_weight_row(weights_from, [&](Index j, const double* weights, auto stride) {
+    const double* column = first + j * d;
     for (Index c = 0; c < kAtomBlock; ++c) {
-      const double weight = c < atoms ? a_row[c * K] : 0.0;
+      const double weight = c < atoms ? weights[c * Index(stride)] : 0.0;
       for (Index i = 0; i < n_rows; ++i) tile[c][i] += column[i] * weight;
     }
-  }
+  });
   for (Index c = 0; c < atoms; ++c)
     for (Index i = 0; i < n_rows; ++i) products[c * products_ld + begin + i] = tile[c][i];
 }
@@ -239,34 +278,34 @@ Lanes load_lanes(const double* from) {
 void store_lanes(double* to, Lanes value) { std::memcpy(to, &value, sizeof value); }
 
 #if defined(__AVX512F__)
-void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Index begin,
+void full_tile_products(const BlockWeights& weights_from, const Matrix& dictionary, Index begin,
                         double* products, Index products_ld) {
   static_assert(kRowBlock == 2 * kLanes && kAtomBlock == 8, "the register tile is 16 x 8");
-  const Index K = dictionary.cols(), d = dictionary.rows();
+  const Index d = dictionary.rows();
   Lanes s00{}, s01{}, s10{}, s11{}, s20{}, s21{}, s30{}, s31{}, s40{}, s41{}, s50{}, s51{}, s60{},
       s61{}, s70{}, s71{};
-  const double* column = dictionary.data() + begin;
-  const double* a_row = a.data() + k0 * K;  // A(j, k0 + c) at a_row[c * K + j]
-  for (Index j = 0; j < K; ++j, column += d) {
+  const double* first = dictionary.data() + begin;
+  for_each_weight_row(weights_from, [&](Index j, const double* weights, auto stride) {
+    const double* column = first + j * d;
     prefetch_rows(column + kPrefetchColumns * d, kRowBlock);
     const Lanes low = load_lanes(column), high = load_lanes(column + 8);
-    double w = a_row[j];
+    double w = weights[0];
     s00 += low * w, s01 += high * w;
-    w = a_row[K + j];
+    w = weights[stride];
     s10 += low * w, s11 += high * w;
-    w = a_row[2 * K + j];
+    w = weights[2 * stride];
     s20 += low * w, s21 += high * w;
-    w = a_row[3 * K + j];
+    w = weights[3 * stride];
     s30 += low * w, s31 += high * w;
-    w = a_row[4 * K + j];
+    w = weights[4 * stride];
     s40 += low * w, s41 += high * w;
-    w = a_row[5 * K + j];
+    w = weights[5 * stride];
     s50 += low * w, s51 += high * w;
-    w = a_row[6 * K + j];
+    w = weights[6 * stride];
     s60 += low * w, s61 += high * w;
-    w = a_row[7 * K + j];
+    w = weights[7 * stride];
     s70 += low * w, s71 += high * w;
-  }
+  });
   double* out = products + begin;
   const Lanes sums[kAtomBlock][2] = {{s00, s01}, {s10, s11}, {s20, s21}, {s30, s31},
                                      {s40, s41}, {s50, s51}, {s60, s61}, {s70, s71}};
@@ -290,15 +329,17 @@ void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Ind
 // must materialise it there (no instruction is emitted).
 void in_register(Lanes& value) { asm("" : "+x"(value)); }
 
-// Products of kAtoms atoms (weights a_row[c * K + j]) on kVectors vectors of rows.
+// Products of kAtoms atoms (the block's atoms first_atom ..) on kVectors vectors of rows.
 template <int kVectors, int kAtoms>
-void tile_pass(const double* column, const double* a_row, Index K, Index d, double* out,
-               Index products_ld) {
+void tile_pass(const BlockWeights& weights_from, Index first_atom, const double* first, Index d,
+               double* out, Index products_ld) {
   static_assert((kVectors == 2 && kAtoms == 6) || (kVectors == 4 && kAtoms == 2),
                 "passes of 2 vectors x 6 atoms or 4 vectors x 2 atoms");
   Lanes s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, s20{}, s21{}, s30{}, s31{}, s40{},
       s41{}, s50{}, s51{};
-  for (Index j = 0; j < K; ++j, column += d) {
+  for_each_weight_row(weights_from, [&](Index j, const double* all_weights, auto stride) {
+    const double* weights = all_weights + first_atom * stride;
+    const double* column = first + j * d;
     prefetch_rows(column + kPrefetchColumns * d, kVectors * kLanes);
     Lanes r0 = load_lanes(column), r1 = load_lanes(column + kLanes);
     if constexpr (kVectors == 4) {
@@ -306,25 +347,25 @@ void tile_pass(const double* column, const double* a_row, Index K, Index d, doub
       // Keeps the rows in registers: GCC would fold each load into both atoms'
       // multiply-adds, two loads per row and the pass bound by them.
       in_register(r0), in_register(r1), in_register(r2), in_register(r3);
-      double w = a_row[j];
+      double w = weights[0];
       s00 += r0 * w, s01 += r1 * w, s02 += r2 * w, s03 += r3 * w;
-      w = a_row[K + j];
+      w = weights[stride];
       s10 += r0 * w, s11 += r1 * w, s12 += r2 * w, s13 += r3 * w;
     } else {
-      double w = a_row[j];
+      double w = weights[0];
       s00 += r0 * w, s01 += r1 * w;
-      w = a_row[K + j];
+      w = weights[stride];
       s10 += r0 * w, s11 += r1 * w;
-      w = a_row[2 * K + j];
+      w = weights[2 * stride];
       s20 += r0 * w, s21 += r1 * w;
-      w = a_row[3 * K + j];
+      w = weights[3 * stride];
       s30 += r0 * w, s31 += r1 * w;
-      w = a_row[4 * K + j];
+      w = weights[4 * stride];
       s40 += r0 * w, s41 += r1 * w;
-      w = a_row[5 * K + j];
+      w = weights[5 * stride];
       s50 += r0 * w, s51 += r1 * w;
     }
-  }
+  });
   if constexpr (kVectors == 4) {
     const Lanes sums[2][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}};
     for (Index c = 0; c < 2; ++c)
@@ -337,16 +378,15 @@ void tile_pass(const double* column, const double* a_row, Index K, Index d, doub
   }
 }
 
-void full_tile_products(const Matrix& a, const Matrix& dictionary, Index k0, Index begin,
+void full_tile_products(const BlockWeights& weights_from, const Matrix& dictionary, Index begin,
                         double* products, Index products_ld) {
   constexpr Index kNarrowRows = 2 * kLanes, kWideRows = 4 * kLanes;
   static_assert(kAtomBlock == 8 && kRowBlock % kWideRows == 0, "atoms 0-5, then 6-7");
-  const Index K = dictionary.cols(), d = dictionary.rows();
-  const double* a_row = a.data() + k0 * K;  // A(j, k0 + c) at a_row[c * K + j]
+  const Index d = dictionary.rows();
   for (Index row = begin; row < begin + kRowBlock; row += kNarrowRows)
-    tile_pass<2, 6>(dictionary.data() + row, a_row, K, d, products + row, products_ld);
+    tile_pass<2, 6>(weights_from, 0, dictionary.data() + row, d, products + row, products_ld);
   for (Index row = begin; row < begin + kRowBlock; row += kWideRows)
-    tile_pass<4, 2>(dictionary.data() + row, a_row + 6 * K, K, d, products + 6 * products_ld + row,
+    tile_pass<4, 2>(weights_from, 6, dictionary.data() + row, d, products + 6 * products_ld + row,
                     products_ld);
 }
 #endif
@@ -624,6 +664,7 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
     const Index begin = std::min(d, first_block * kRowBlock);
     const Index end = std::min(d, last_block * kRowBlock);
     Index parity = 0;
+    std::vector<double> panel(options.a_upper_only ? size_t(K * kAtomBlock) : 0);  // gather_panel
     const auto next_sums = [&] {
       double* sums = block_sums.data() + parity * sums_size;
       parity ^= 1;
@@ -632,14 +673,16 @@ void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictiona
     for (Index pass = 0; pass < options.passes; ++pass) {
       for (Index k0 = 0; k0 < K; k0 += kAtomBlock) {
         const Index atoms = std::min(kAtomBlock, K - k0);
+        if (options.a_upper_only) gather_panel(a, k0, atoms, panel.data());
+        const BlockWeights weights{a, k0, options.a_upper_only ? k0 : K, panel.data()};
         for (Index block = first_block; block < last_block; ++block) {
           const Index row = block * kRowBlock, rows = std::min(kRowBlock, d - row);
           if (rows == kRowBlock && atoms == kAtomBlock)
-            full_tile_products(a, dictionary, k0, row, products.data(), d);
+            full_tile_products(weights, dictionary, row, products.data(), d);
           else if (rows == kRowBlock)
-            block_products<kRowBlock>(a, dictionary, k0, atoms, row, rows, products.data(), d);
+            block_products<kRowBlock>(weights, dictionary, atoms, row, rows, products.data(), d);
           else
-            block_products<0>(a, dictionary, k0, atoms, row, rows, products.data(), d);
+            block_products<0>(weights, dictionary, atoms, row, rows, products.data(), d);
         }
         if (by_blocks) {
           sweep_atom_block(a, b, options.min_curvature, k0, atoms, first_block, last_block,

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include "../unit/test_support.hpp"
@@ -44,7 +45,11 @@ Problem make_problem(Index d, Index K, bool positive, bool unused_atoms) {
   Matrix dictionary = gaussian(d, K, random);
   if (positive) dictionary = dictionary.cwiseAbs();
   for (Index k = 0; k < K; ++k) dictionary.col(k).normalize();
-  return {codes * codes.transpose() / double(n), x * codes.transpose() / double(n), dictionary};
+  Matrix a = codes * codes.transpose() / double(n);
+  // Exactly symmetric, as the trainer's A (a GEMM's C C^T may differ across the diagonal in
+  // the last bit), so that the upper triangle alone gives the same D.
+  a.triangularView<Eigen::StrictlyLower>() = a.transpose();
+  return {a, x * codes.transpose() / double(n), dictionary};
 }
 
 }  // namespace
@@ -96,6 +101,15 @@ TEST_CASE("row-split online update equals the one-process update bitwise", "[mpi
     Matrix through_memory = p.dictionary;
     dictlearn::online_dictionary_update(p.a, p.b, through_memory, options);
     CHECK(through_memory == alone);
+    // The trainer's case: only A's upper triangle is current (NaN would reach D if the
+    // lower one were read).
+    Matrix upper = p.a;
+    upper.triangularView<Eigen::StrictlyLower>().setConstant(std::nan(""));
+    options.a_upper_only = true;
+    Matrix from_upper = p.dictionary;
+    dictlearn::online_dictionary_update(upper, p.b, from_upper, options);
+    CHECK(from_upper == alone);
+    options.a_upper_only = false;
     options.row_split = nullptr;
     options.shared = nullptr;
     dictlearn::online_dictionary_update(p.a, p.b, alone, options);

@@ -73,6 +73,20 @@ TEST_CASE("PackedStatistics pack + add_to equals C C^T and X C^T with scales", "
       CHECK((a - expected_a).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + expected_a.norm()));
       CHECK((b - expected_b).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + expected_b.norm()));
       CHECK(a == a.transpose());  // exactly symmetric
+      // Upper triangle only: the same bits there and in b, the lower triangle untouched.
+      Matrix upper_a = a0, upper_b = b0;
+      upper_a.triangularView<Eigen::StrictlyLower>().setConstant(-7.0);
+      packed.add_to(a_scale, scale, upper_a, upper_b, 2, {0, -1},
+                    PackedStatistics::Triangles::upper);
+      Index upper_differs = 0, lower_written = 0;
+      for (Index j = 0; j < K; ++j)
+        for (Index i = 0; i < K; ++i) {
+          if (i <= j && upper_a(i, j) != a(i, j)) ++upper_differs;
+          if (i > j && upper_a(i, j) != -7.0) ++lower_written;
+        }
+      CHECK(upper_differs == 0);
+      CHECK(lower_written == 0);
+      CHECK(upper_b == b);
     }
   }
 }

@@ -49,12 +49,17 @@ class PackedStatistics {
   static Index dense_crossover(Index atoms, Index dim);
   /// pack()'s choice for `nonzeros` nonzeros in `samples` codes.
   static bool prefers_dense(Index atoms, Index dim, Index nonzeros, Index samples);
+  /// Which triangles of A add_to writes: both (a full symmetric matrix) or the upper one
+  /// with the diagonal (for readers of only that, like the online update; the strictly
+  /// lower triangle is then left as it was).
+  enum class Triangles { both, upper };
   /// a <- a_scale * a + scale * packed A, b likewise (a, b full matrices), over `threads`
   /// OpenMP threads (the same result for any count).
   /// Only rows [b_rows.first, b_rows.second) of b when given (a row-split update reads
   /// no others; default: all).
   void add_to(double a_scale, double scale, Matrix& a, Matrix& b, int threads = 1,
-              std::pair<Index, Index> b_rows = {0, -1}) const;
+              std::pair<Index, Index> b_rows = {0, -1},
+              Triangles a_triangles = Triangles::both) const;
   /// usage[k] += the number of columns of `codes` (the last pack()'s, K x n) in which
   /// atom k is nonzero. After a sparse pack, from its per-atom lists; else by a scan.
   void add_atom_usage(const Matrix& codes, double* usage) const;

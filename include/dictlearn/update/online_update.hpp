@@ -53,10 +53,15 @@ struct OnlineUpdateOptions {
   /// Linked dictionaries: one ball per modality's rows instead of the unit ball (not
   /// owned; null or plain: the unit ball). Runs on one thread.
   const AtomConstraint* constraint = nullptr;
+  /// Only A's upper triangle (with the diagonal) is current; its strictly lower triangle
+  /// may hold anything. The trainer adds each minibatch's sums to that triangle alone
+  /// (a mirror per minibatch cost more than reading rows of the upper triangle here).
+  /// The same D bitwise as from the full symmetric A.
+  bool a_upper_only = false;
 };
 
-/// Updates D (d x K) in place from A (K x K) and B (d x K). With options.row_split, a
-/// collective over those ranks.
+/// Updates D (d x K) in place from A (K x K, symmetric; see a_upper_only) and B (d x K).
+/// With options.row_split, a collective over those ranks.
 void online_dictionary_update(const Matrix& a, const Matrix& b, Matrix& dictionary,
                               const OnlineUpdateOptions& options);
 
