@@ -26,22 +26,22 @@ h5::Handle collective_transfer() {
 }
 
 void write_rows_collective(hid_t file, hid_t transfer, const std::string& name, hid_t file_type,
-                           hid_t memory_type, const std::vector<hsize_t>& dims,
-                           hsize_t row_begin, hsize_t rows, const void* data) {
+                           hid_t memory_type, const std::vector<hsize_t>& dims, hsize_t row_begin,
+                           hsize_t rows, const void* data) {
   const int rank = int(dims.size());
   h5::Handle space = h5::dataspace(h5::check(H5Screate_simple(rank, dims.data(), nullptr),
                                              cat("cannot create the dataspace of ", name)));
-  h5::Handle set = h5::dataset(h5::check(H5Dcreate2(file, name.c_str(), file_type, space.get(),
-                                                    H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                         cat("cannot create dataset ", name)));
+  h5::Handle set = h5::dataset(h5::check(
+      H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      cat("cannot create dataset ", name)));
   hsize_t total = 1;
   for (hsize_t extent : dims) total *= extent;
   if (total == 0) return;  // an empty dataset: nothing to write (the same on every rank)
   std::vector<hsize_t> start(dims.size(), 0), count = dims;
   start[0] = row_begin;
   count[0] = rows;
-  h5::Handle memory = h5::dataspace(h5::check(H5Screate_simple(rank, count.data(), nullptr),
-                                              "H5Screate_simple"));
+  h5::Handle memory =
+      h5::dataspace(h5::check(H5Screate_simple(rank, count.data(), nullptr), "H5Screate_simple"));
   if (rows == 0) {
     H5Sselect_none(space.get());
     H5Sselect_none(memory.get());

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
     options.epochs = 10;
     options.threads = 1;
     const auto result = dictlearn::train(comm, source, options);
-    const double recovered = dictlearn::fraction_recovered(source.true_dictionary(), result.dictionary);
+    const double recovered =
+        dictlearn::fraction_recovered(source.true_dictionary(), result.dictionary);
     std::printf("consumer: recovered %.1f%% of the atoms\n", 100 * recovered);
     status = recovered >= 0.9 ? 0 : 1;
   }

@@ -9,23 +9,21 @@
 #include <cstdint>
 #include <random>
 
-#include "test_support.hpp"
 #include "dictlearn/coding/coordinate_descent.hpp"
 #include "dictlearn/coding/lars.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::CoordinateDescentLasso;
 using dictlearn::CoordinateDescentOptions;
 using dictlearn::Index;
-using dictlearn::testing::random_dictionary;
-using dictlearn::testing::Rng;
 using dictlearn::LarsLasso;
 using dictlearn::LarsOptions;
 using dictlearn::Matrix;
 using dictlearn::Vector;
-
-
+using dictlearn::testing::random_dictionary;
+using dictlearn::testing::Rng;
 
 struct Kkt {
   double off_support = 0.0;  // max_j (|c_j| - lambda)_+  (positive: (c_j - lambda)_+)

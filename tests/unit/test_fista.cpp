@@ -10,24 +10,22 @@
 #include <cstdint>
 #include <random>
 
-#include "test_support.hpp"
 #include "dictlearn/coding/fista.hpp"
 #include "dictlearn/coding/lars.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::Fista;
 using dictlearn::FistaOptions;
 using dictlearn::Index;
-using dictlearn::testing::random_dictionary;
-using dictlearn::testing::Rng;
 using dictlearn::LarsLasso;
 using dictlearn::LarsOptions;
 using dictlearn::Matrix;
 using dictlearn::Vector;
+using dictlearn::testing::random_dictionary;
+using dictlearn::testing::Rng;
 using Loss = FistaOptions::Loss;
-
-
 
 struct Problem {
   Matrix D, G;

@@ -6,20 +6,20 @@
 #include <cmath>
 #include <vector>
 
-#include "test_support.hpp"
 #include "dictlearn/core/error.hpp"
 #include "dictlearn/core/random.hpp"
 #include "dictlearn/update/mod_update.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::Index;
-using dictlearn::testing::gaussian;
-using dictlearn::testing::sparse_codes;
 using dictlearn::Matrix;
 using dictlearn::ModUpdateOptions;
 using dictlearn::Random;
 using dictlearn::Vector;
+using dictlearn::testing::gaussian;
+using dictlearn::testing::sparse_codes;
 
 // Columns of B (A + eps I)^-1, eps = ridge * trace / K, each normalised.
 Matrix closed_form(const Matrix& a, const Matrix& b, double eps) {

@@ -9,20 +9,18 @@
 #include <random>
 #include <vector>
 
-#include "test_support.hpp"
 #include "dictlearn/coding/omp.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::BatchOmp;
 using dictlearn::Index;
-using dictlearn::testing::random_dictionary;
-using dictlearn::testing::Rng;
 using dictlearn::Matrix;
 using dictlearn::OmpOptions;
 using dictlearn::Vector;
-
-
+using dictlearn::testing::random_dictionary;
+using dictlearn::testing::Rng;
 
 // s distinct atoms with coefficients of magnitude in [0.5, 1.5] and random signs.
 Vector random_sparse_code(Index K, Index s, Rng& rng) {

@@ -6,18 +6,17 @@
 #include <cstdint>
 #include <random>
 
-#include "test_support.hpp"
 #include "dictlearn/coding/threshold.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using dictlearn::Index;
-using dictlearn::testing::Rng;
 using dictlearn::Matrix;
 using dictlearn::SoftThreshold;
 using dictlearn::ThresholdOptions;
 using dictlearn::Vector;
-
+using dictlearn::testing::Rng;
 
 }  // namespace
 

@@ -33,11 +33,11 @@ class BatchOmp {
 
  private:
   Index n_atoms_;
-  MatrixT<Scalar> chol_;          // lower Cholesky factor of G_II
-  VectorT<Scalar> alpha_;         // D^T r, correlations with the residual
-  VectorT<Scalar> gamma_;         // coefficients on the support, in support order
-  VectorT<Scalar> beta_;          // G_{:,I} gamma_I
-  VectorT<Scalar> rhs_;           // alpha0_I
+  MatrixT<Scalar> chol_;   // lower Cholesky factor of G_II
+  VectorT<Scalar> alpha_;  // D^T r, correlations with the residual
+  VectorT<Scalar> gamma_;  // coefficients on the support, in support order
+  VectorT<Scalar> beta_;   // G_{:,I} gamma_I
+  VectorT<Scalar> rhs_;    // alpha0_I
   VectorT<Scalar> work_;
   Eigen::Matrix<Index, Eigen::Dynamic, 1> support_;
   Eigen::Matrix<bool, Eigen::Dynamic, 1> selected_;

@@ -16,7 +16,6 @@ void gemm(bool transpose_a, bool transpose_b, Scalar alpha, const MatrixT<Scalar
 template <typename Scalar>
 void syrk_upper(Scalar alpha, const MatrixT<Scalar>& a, Scalar beta, MatrixT<Scalar>& c);
 
-
 /// Copies the upper triangle of a square matrix onto its lower triangle.
 template <typename Scalar>
 void symmetrize_from_upper(MatrixT<Scalar>& c);

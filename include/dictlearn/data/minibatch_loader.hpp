@@ -34,9 +34,9 @@ class MinibatchLoader {
  private:
   struct Stream {
     Index shard = 0;
-    Matrix buffer;               // d x chunk_rows
-    std::vector<Index> row_perm; // visiting order of the rows of the loaded chunk
-    Index loaded = -1;           // which chunk (visiting position q) is in the buffer
+    Matrix buffer;                // d x chunk_rows
+    std::vector<Index> row_perm;  // visiting order of the rows of the loaded chunk
+    Index loaded = -1;            // which chunk (visiting position q) is in the buffer
   };
   void read_chunk(Stream& stream, Index q, std::string& failure);
   Index reads_needed(int rank, Index t) const;

@@ -12,12 +12,12 @@
 namespace dictlearn {
 
 struct SyntheticOptions {
-  Index samples = 200000;    ///< N
-  Index dim = 64;            ///< d
-  Index atoms = 256;         ///< K of the ground-truth dictionary
-  Index sparsity = 5;        ///< nonzeros per sample
-  double snr_db = 30.0;      ///< signal-to-noise ratio in dB
-  std::uint64_t seed = 1;    ///< data seed (independent of the training seed)
+  Index samples = 200000;  ///< N
+  Index dim = 64;          ///< d
+  Index atoms = 256;       ///< K of the ground-truth dictionary
+  Index sparsity = 5;      ///< nonzeros per sample
+  double snr_db = 30.0;    ///< signal-to-noise ratio in dB
+  std::uint64_t seed = 1;  ///< data seed (independent of the training seed)
 };
 
 class SyntheticSource : public SampleSource {

@@ -21,7 +21,7 @@ h5::Handle collective_transfer();
 /// Collective: creates dataset `name` of shape `dims` (dims[0] rows) and writes rows
 /// [row_begin, row_begin + rows) from `data` (row-major); a rank with no rows passes 0.
 void write_rows_collective(hid_t file, hid_t transfer, const std::string& name, hid_t file_type,
-                           hid_t memory_type, const std::vector<hsize_t>& dims,
-                           hsize_t row_begin, hsize_t rows, const void* data);
+                           hid_t memory_type, const std::vector<hsize_t>& dims, hsize_t row_begin,
+                           hsize_t rows, const void* data);
 
 }  // namespace dictlearn

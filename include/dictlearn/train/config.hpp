@@ -37,11 +37,11 @@ struct RunConfig {
   /// modalities)
   std::vector<Index> modalities;
   std::string output = "dictionary.h5";
-  std::string dictionary_init;  ///< "FILE[:/DATASET]" (K x d), empty: seeded samples
-  std::string code_init;        ///< "FILE[:/DATASET]" (N x K) warm start of the first epoch
+  std::string dictionary_init;   ///< "FILE[:/DATASET]" (K x d), empty: seeded samples
+  std::string code_init;         ///< "FILE[:/DATASET]" (N x K) warm start of the first epoch
   double read_chunk_mib = 0.25;  ///< per virtual-shard read buffer (MiB)
-  std::string resume = "no";    ///< no | yes | auto (resume if a valid checkpoint exists)
-  bool force = false;           ///< resume even if the checkpoint's configuration differs
+  std::string resume = "no";     ///< no | yes | auto (resume if a valid checkpoint exists)
+  bool force = false;            ///< resume even if the checkpoint's configuration differs
   SyntheticOptions synthetic;
   GradientOptions gradient;  ///< objective task / attributor (gradient/gradient_trainer.hpp)
   std::string labels;        ///< task: targets FILE[:/DATASET] (labels, or N x m outputs)
