@@ -341,9 +341,8 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
     });
   }
   online.constraint = mod.constraint = hebbian.constraint = &options.constraint;
-  // The online update reads only A's upper triangle when told so, and then the minibatch
-  // sums go into that one alone (add_to's mirror per minibatch cost more than the
-  // update's reads of the triangle's rows); a checkpoint mirrors A when it is written.
+  // The online update reads only A's upper triangle: add_to's mirror per minibatch cost
+  // more than the update's reads of the triangle's rows (docs/scaling.md).
   online.a_upper_only = options.update == UpdateKind::online;
   const bool distributed_mod =
       options.update == UpdateKind::mod &&
@@ -453,14 +452,16 @@ TrainResult train(const Communicator& comm, SampleSource& source, const TrainOpt
   const bool checkpointing = !checkpoint.path.empty();
   double last_checkpoint = MPI_Wtime();
   Index run_minibatches = 0;
-  // A row-split online update keeps only this rank's rows of B current (the sweep reads
-  // no others): a checkpoint first gathers the rest from their ranks.
+  // With a_upper_only the minibatch sums go into A's upper triangle alone; a checkpoint
+  // holds the whole symmetric A, mirrored into its copy of the state.
   const PackedStatistics::Triangles a_triangles =
       online.a_upper_only ? PackedStatistics::Triangles::upper : PackedStatistics::Triangles::both;
   const auto complete_a = [&](Matrix& full) {
     if (a_triangles == PackedStatistics::Triangles::upper)
       mirror_upper_to_lower(full.data(), full.rows(), full.rows());
   };
+  // A row-split online update keeps only this rank's rows of B current (the sweep reads
+  // no others): a checkpoint first gathers the rest from their ranks.
   const auto complete_b = [&] {
     if (options.update == UpdateKind::online) online_update_gather_rows(online, b);
   };
